@@ -1,0 +1,192 @@
+"""Settings from arguments first, then `BENTO_*` environment variables.
+
+Every problem raises `ConfigurationError` naming both the argument and the
+variable, so the fix is obvious. The secret key is kept out of every repr.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+__all__ = ["DEFAULT_BASE_URL", "Config"]
+
+DEFAULT_BASE_URL = "https://app.bentonow.com/api/v1"
+
+#: argument name -> environment variable
+ENV_VARS = {
+    "site_uuid": "BENTO_SITE_UUID",
+    "publishable_key": "BENTO_PUBLISHABLE_KEY",
+    "secret_key": "BENTO_SECRET_KEY",
+    "base_url": "BENTO_BASE_URL",
+    "allow_insecure_http": "BENTO_ALLOW_INSECURE_HTTP",
+}
+
+# Keys and site uuids are opaque tokens; anything with spaces, quotes or control
+# characters is a copy-paste accident (a trailing newline, a quoted value).
+_TOKEN = re.compile(r"^[A-Za-z0-9_\-.]{1,200}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated connection settings. Build with `Config.resolve(...)`."""
+
+    site_uuid: str
+    publishable_key: str
+    secret_key: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+
+    def __repr__(self) -> str:
+        return (
+            f"Config(site_uuid={self.site_uuid!r}, "
+            f"publishable_key={self.publishable_key!r}, secret_key='***', "
+            f"base_url={self.base_url!r})"
+        )
+
+    @property
+    def authorization(self) -> str:
+        """The `Authorization` header value. Never log it."""
+        raw = f"{self.publishable_key}:{self.secret_key}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+    def redact(self, text: str) -> str:
+        """Remove the secret key and the Basic credential from `text`."""
+        for secret in (self.secret_key, self.authorization.split(" ", 1)[1]):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        site_uuid: str | None = None,
+        publishable_key: str | None = None,
+        secret_key: str | None = None,
+        base_url: str | None = None,
+        allow_insecure_http: bool | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+        environ: Mapping[str, str] | None = None,
+    ) -> Config:
+        """Settings from the arguments, falling back to the environment.
+
+        Raises:
+            ConfigurationError: a setting is missing or malformed.
+        """
+        env = os.environ if environ is None else environ
+
+        def pick(name: str, value: str | None) -> str | None:
+            return value if value is not None else env.get(ENV_VARS[name])
+
+        values = {
+            "site_uuid": pick("site_uuid", site_uuid),
+            "publishable_key": pick("publishable_key", publishable_key),
+            "secret_key": pick("secret_key", secret_key),
+        }
+        for name, value in values.items():
+            var = ENV_VARS[name]
+            if value is None or value == "":
+                raise ConfigurationError(
+                    f"{name} is not set: pass {name}=... or set the {var} "
+                    "environment variable",
+                    setting=name,
+                )
+            if not _TOKEN.match(value):
+                shown = "<hidden>" if name == "secret_key" else repr(value)
+                raise ConfigurationError(
+                    f"{name} ({var}) is malformed: {shown} must be 1-200 letters, "
+                    "digits, '-', '_' or '.' with no spaces or quotes",
+                    setting=name,
+                )
+        insecure = allow_insecure_http
+        if insecure is None:
+            raw = env.get(ENV_VARS["allow_insecure_http"], "").strip().lower()
+            if raw not in _TRUE | _FALSE:
+                raise ConfigurationError(
+                    "allow_insecure_http (BENTO_ALLOW_INSECURE_HTTP) must be one of "
+                    f"1/0/true/false/yes/no/on/off, not {raw!r}",
+                    setting="allow_insecure_http",
+                )
+            insecure = raw in _TRUE
+        url = cls._check_base_url(
+            pick("base_url", base_url) or DEFAULT_BASE_URL, insecure
+        )
+        for name, timeout in (
+            ("connect_timeout", connect_timeout),
+            ("read_timeout", read_timeout),
+        ):
+            if not isinstance(timeout, (int, float)) or not 0 < timeout <= 600:
+                raise ConfigurationError(
+                    f"{name} must be a number of seconds in (0, 600], not {timeout!r}",
+                    setting=name,
+                )
+        return cls(
+            site_uuid=values["site_uuid"] or "",
+            publishable_key=values["publishable_key"] or "",
+            secret_key=values["secret_key"] or "",
+            base_url=url,
+            connect_timeout=float(connect_timeout),
+            read_timeout=float(read_timeout),
+        )
+
+    @staticmethod
+    def _check_base_url(url: str, allow_insecure_http: bool) -> str:
+        where = "base_url (BENTO_BASE_URL)"
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{where} is malformed: {url!r} ({exc})", setting="base_url"
+            ) from None
+        if parts.scheme not in ("http", "https") or not host:
+            raise ConfigurationError(
+                f"{where} must be an http(s) URL with a host, such as "
+                f"{DEFAULT_BASE_URL!r}; got {url!r}",
+                setting="base_url",
+            )
+        if parts.username or parts.password:
+            raise ConfigurationError(
+                f"{where} must not embed credentials; use publishable_key and "
+                "secret_key instead",
+                setting="base_url",
+            )
+        if parts.query or parts.fragment:
+            raise ConfigurationError(
+                f"{where} must not carry a query string or fragment: {url!r}",
+                setting="base_url",
+            )
+        if (
+            parts.scheme == "http"
+            and not allow_insecure_http
+            and not _is_loopback(host)
+        ):
+            raise ConfigurationError(
+                f"{where} uses plain http:// to a non-loopback host ({host}); the "
+                "secret key would travel in clear text. Use https://, or pass "
+                "allow_insecure_http=True (BENTO_ALLOW_INSECURE_HTTP=1) if you mean it",
+                setting="base_url",
+            )
+        return url.rstrip("/")
