@@ -10,43 +10,96 @@ middleware sees the identity when the response is done. Outside a request,
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RequestContext", "bind_email", "current_email", "current_request"]
+__all__ = [
+    "RequestContext",
+    "bind_email",
+    "current_email",
+    "current_request",
+    "enter_request",
+    "exit_request",
+]
 
 
-@dataclass(slots=True)
 class RequestContext:
-    """What is known about the request being handled (mutable, one per request)."""
+    """What is known about the request being handled (mutable, one per request).
 
-    email: str | None = None
-    method: str = ""
-    path: str = ""
-    route: str | None = None
-    status: int | None = None
-    duration_ms: float | None = None
-    request_id: str | None = None
-    user_agent: str | None = None
-    #: request facts events tracked inside the request carry in `details`
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: whether events tracked during the request get the request facts
-    attach_facts: bool = False
+    A plain slotted class rather than a dataclass: one is built per request, so
+    its construction is on every request's path (an empty `extra` dict is only
+    made when something adds to it).
+    """
+
+    __slots__ = (
+        "_extra",
+        "attach_facts",
+        "duration_ms",
+        "email",
+        "method",
+        "path",
+        "request_id",
+        "route",
+        "status",
+        "user_agent",
+    )
+
+    def __init__(
+        self,
+        email: str | None = None,
+        method: str = "",
+        path: str = "",
+        route: str | None = None,
+        status: int | None = None,
+        duration_ms: float | None = None,
+        request_id: str | None = None,
+        user_agent: str | None = None,
+        extra: dict[str, Any] | None = None,
+        attach_facts: bool = False,
+    ) -> None:
+        self.email = email
+        self.method = method
+        self.path = path
+        self.route = route
+        self.status = status
+        self.duration_ms = duration_ms
+        self.request_id = request_id
+        self.user_agent = user_agent
+        self._extra = extra
+        #: whether events tracked during the request get the request facts
+        self.attach_facts = attach_facts
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Request facts of your own (plain JSON values) that events carrying
+        the request facts get in `details`."""
+        if self._extra is None:
+            self._extra = {}
+        return self._extra
 
     def facts(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"method": self.method, "path": self.path}
-        if self.route is not None:
-            out["route"] = self.route
-        if self.status is not None:
-            out["status"] = self.status
-        if self.duration_ms is not None:
-            out["duration_ms"] = round(self.duration_ms, 3)
+        """The request facts as a `details` dict: method, path, route, status
+        and duration_ms (None while unknown), then request_id and user_agent
+        when the request has them, then `extra`."""
+        out: dict[str, Any] = {
+            "method": self.method,
+            "path": self.path,
+            "route": self.route,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+        }
         if self.request_id is not None:
             out["request_id"] = self.request_id
         if self.user_agent is not None:
             out["user_agent"] = self.user_agent
-        out.update(self.extra)
+        if self._extra:
+            out.update(self._extra)
         return out
+
+    def __repr__(self) -> str:
+        return (
+            f"RequestContext(method={self.method!r}, path={self.path!r}, "
+            f"route={self.route!r}, status={self.status!r}, email={self.email!r})"
+        )
 
 
 _request: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
@@ -70,15 +123,24 @@ def exit_request(token: contextvars.Token[RequestContext | None]) -> None:
 
 
 def bind_email(email: str) -> None:
-    """Set the identity for the current request (if any) and context."""
+    """Set the identity for the current request, or (outside a request) for the
+    current context.
+
+    Inside a request only the request object changes: a test client or server
+    that runs several requests in one context must not carry one request's
+    identity into the next, nor into the code around them.
+    """
     ctx = _request.get()
     if ctx is not None:
         ctx.email = email
-    _email.set(email)
+    else:
+        _email.set(email)
 
 
 def current_email() -> str | None:
+    """The identity of the current request; outside a request, the one bound
+    to the current context (None if there is none)."""
     ctx = _request.get()
-    if ctx is not None and ctx.email is not None:
+    if ctx is not None:
         return ctx.email
     return _email.get()

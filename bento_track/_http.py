@@ -130,7 +130,8 @@ def error_from_response(
     method = request.method if request is not None else ""
     path = request.url.path if request is not None else ""
     retry_after = parse_retry_after(response.headers.get("retry-after"))
-    detail = _summary(response, body)
+    # The summary is read from the raw JSON, so it is redacted on its own.
+    detail = redacted_body(_summary(response, body), config)
     message = f"Bento answered {status} to {method} {path}".strip()
     if detail:
         message += f": {detail}"

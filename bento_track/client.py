@@ -1,32 +1,225 @@
-"""The tracking client: `track`, `identify`, `flush`, `shutdown`, `stats`, and the
-process-wide default client behind the module-level functions.
+"""The tracking client: `track` validates and captures an event on the calling
+thread; a per-process worker delivers it to Bento in batches, within the
+account's request budget.
 
-SKELETON: the capture half (track -> validate -> `event_captured`) is final;
-the delivery half (collector, queue, worker) is being built in issue 3.
+Capture costs a few microseconds and never does I/O: `Event.build` validates,
+the event passes through the `event_captured` signal, and the client's
+collector appends it to an in-memory inbox (an O(1) `deque.append` plus a
+bound check). When the client's collector is the only receiver of
+`event_captured` for this client, `track` calls it directly instead of going
+through blinker's `send` (same effect, a fraction of the cost); connect a
+receiver of your own and every event goes through `send` again.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import os
+import threading
+import time
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
+from ._batcher import HARD_MAX_BATCH_SIZE
+from ._clock import Clock, SystemClock
 from ._context import bind_email, current_email
+from ._internal import library_section, logger
+from ._sender import Sender
 from ._signals import signals
+from ._worker import DeliveryStats, Worker, WorkerSettings
+from .config import Config
+from .errors import ConfigurationError, InvalidEventError
 from .events import Event, validate_email
+from .queues import MemoryQueue, QueueBackend
 
-__all__ = ["Client", "identify"]
+__all__ = ["OVERFLOW_POLICIES", "Client", "DeliveryStats", "identify"]
 
 _event_captured = signals.event_captured
+_getpid = os.getpid
+
+#: what happens to a new event when the queue is full
+OVERFLOW_POLICIES = ("drop_newest", "drop_oldest", "block")
+#: how long `flush()` waits when given no timeout
+DEFAULT_FLUSH_TIMEOUT = 30.0
+
+_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+# Connection pools inherited from a parent process: never closed nor collected
+# in the child, since their sockets belong to the parent.
+_orphans: list[object] = []
+
+
+def _number(
+    name: str, value: object, low: float, high: float, *, integer: bool = False
+) -> Any:
+    kind = "an integer" if integer else "a number"
+    ok = isinstance(value, int if integer else (int, float)) and not isinstance(
+        value, bool
+    )
+    if not ok or not low <= value <= high:  # type: ignore[operator]
+        raise ConfigurationError(
+            f"{name} must be {kind} in [{low:g}, {high:g}], not {value!r}",
+            setting=name,
+        )
+    return value if integer else float(value)  # type: ignore[arg-type]
 
 
 class Client:
-    """Captures events and delivers them to Bento in the background."""
+    """Captures events and delivers them to Bento in the background.
 
-    def __init__(self, **options: Any) -> None:
-        self._closed = False
-        self.captured: list[Event] = []  # placeholder until the queue lands
-        _event_captured.connect(self._collect, sender=self, weak=False)
+    Connection settings fall back to the `BENTO_*` environment variables.
+
+    Args:
+        max_batch_size: events per request, 1..1000 (Bento's maximum).
+        max_batch_bytes: request body bytes, 1 KiB..1 MiB.
+        flush_interval: seconds the oldest queued event waits before a partial
+            batch is sent (when the request budget allows), 0.01..3600.
+        requests_per_minute: requests allowed per `rate_window` (the account's
+            budget, shared by retries), 1..100000.
+        rate_window: the budget's window in seconds (default 60; for tests and
+            unusual accounts).
+        max_queue_size: events held in memory, 1..10,000,000. Checked when an
+            event is captured.
+        max_queue_bytes: encoded bytes held in memory. Measured by the worker
+            as it encodes, so it is enforced when the worker next runs.
+        overflow: `drop_newest` (default), `drop_oldest` or `block` (wait up to
+            `block_timeout` seconds for room, then drop). Every drop is counted
+            in `stats().dropped["queue_full"]` and sent on `event_dropped`.
+        block_timeout: seconds `block` waits, 0..60.
+        max_retry_time: seconds of consecutive failures (5xx, 408, network)
+            after which a warning is logged. The in-memory queue KEEPS the
+            events and goes on retrying every ~30 s; only the queue bound ever
+            drops them (reason `queue_full`), so nothing is lost to an outage
+            shorter than the queue can absorb.
+        retry_base_delay: first backoff step in seconds (doubles, jittered,
+            capped at 30 s).
+        shutdown_timeout: seconds `shutdown()` and the exit hook may take.
+        sync_mode: deliver in the caller's thread: each `track()` sends at once
+            (with the same budget and retry policy, for at most `sync_timeout`
+            seconds); what is not delivered stays queued for the next call or
+            `flush()`. Errors are logged and counted, never raised. For
+            scripts, serverless functions and tests.
+        sync_timeout: longest a sync-mode `track()`/`flush()` may block.
+        disabled: validate and signal events but send nothing; they are
+            counted as dropped with reason `disabled`. Needs no credentials.
+        queue: a `QueueBackend` (default: a new `MemoryQueue`).
+        clock: the `Clock` the worker uses (tests inject a fake one).
+
+    Raises:
+        ConfigurationError: a setting is missing or out of range (the message
+            names it and the allowed range).
+    """
+
+    def __init__(
+        self,
+        *,
+        site_uuid: str | None = None,
+        publishable_key: str | None = None,
+        secret_key: str | None = None,
+        base_url: str | None = None,
+        allow_insecure_http: bool | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+        max_batch_size: int = 1000,
+        max_batch_bytes: int = 1_048_576,
+        flush_interval: float = 5.0,
+        requests_per_minute: int = 100,
+        rate_window: float = 60.0,
+        max_queue_size: int = 10_000,
+        max_queue_bytes: int = 10 * 1_048_576,
+        overflow: str = "drop_newest",
+        block_timeout: float = 0.1,
+        max_retry_time: float = 300.0,
+        retry_base_delay: float = 0.5,
+        shutdown_timeout: float = 2.0,
+        sync_mode: bool = False,
+        sync_timeout: float = 10.0,
+        disabled: bool = False,
+        queue: QueueBackend | None = None,
+        clock: Clock | None = None,
+        environ: Mapping[str, str] | None = None,
+        _disabled_reason: str = "disabled",
+    ) -> None:
+        if overflow not in OVERFLOW_POLICIES:
+            raise ConfigurationError(
+                f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, not {overflow!r}",
+                setting="overflow",
+            )
+        self._settings = WorkerSettings(
+            max_batch_size=_number(
+                "max_batch_size", max_batch_size, 1, HARD_MAX_BATCH_SIZE, integer=True
+            ),
+            max_batch_bytes=_number(
+                "max_batch_bytes", max_batch_bytes, 1024, 1_048_576, integer=True
+            ),
+            flush_interval=_number("flush_interval", flush_interval, 0.01, 3600),
+            requests_per_minute=_number(
+                "requests_per_minute", requests_per_minute, 1, 100_000, integer=True
+            ),
+            rate_window=_number("rate_window", rate_window, 0.01, 3600),
+            max_queue_size=_number(
+                "max_queue_size", max_queue_size, 1, 10_000_000, integer=True
+            ),
+            max_queue_bytes=_number(
+                "max_queue_bytes", max_queue_bytes, 1024, 2**40, integer=True
+            ),
+            overflow=overflow,
+            block_timeout=_number("block_timeout", block_timeout, 0, 60),
+            max_retry_time=_number("max_retry_time", max_retry_time, 0, 86400),
+            retry_base_delay=_number("retry_base_delay", retry_base_delay, 0.001, 60),
+            sync_timeout=_number("sync_timeout", sync_timeout, 0, 3600),
+            sync_mode=bool(sync_mode),
+        )
+        self.shutdown_timeout: float = _number(
+            "shutdown_timeout", shutdown_timeout, 0, 3600
+        )
+        self.disabled = bool(disabled)
+        self.sync_mode = bool(sync_mode)
+        self.config: Config | None
+        try:
+            self.config = Config.resolve(
+                site_uuid=site_uuid,
+                publishable_key=publishable_key,
+                secret_key=secret_key,
+                base_url=base_url,
+                allow_insecure_http=allow_insecure_http,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                environ=environ,
+            )
+        except ConfigurationError:
+            if not disabled:
+                raise
+            self.config = None
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._backend: QueueBackend = queue if queue is not None else MemoryQueue()
+        self._max_queue = self._settings.max_queue_size
+        self._overflow = overflow
+        #: why events are refused (None: accepted)
+        self._refuse: str | None = _disabled_reason if disabled else None
+        self._lifecycle = threading.Lock()
+        self._undelivered_at_shutdown: int | None = None
+        self._pid = _getpid()
+        self._worker = self._new_worker()
+        self._direct = False
+        _event_captured.connect(self._collect, sender=self)
+        _clients.add(self)
+        self._update_direct()
+
+    def _new_worker(self) -> Worker:
+        sender = Sender(self.config) if self.config is not None else None
+        return Worker(self, self._settings, self._backend, sender, self._clock)
+
+    def __repr__(self) -> str:
+        where = self.config.base_url if self.config else None
+        site = self.config.site_uuid if self.config else None
+        return (
+            f"Client(site_uuid={site!r}, base_url={where!r}, "
+            f"sync_mode={self.sync_mode}, disabled={self.disabled})"
+        )
+
+    # -- capture -----------------------------------------------------------------
 
     def track(
         self,
@@ -46,8 +239,6 @@ class Client:
         if email is None:
             email = current_email()
             if email is None:
-                from .errors import InvalidEventError
-
                 raise InvalidEventError(
                     "email is required: pass email=... or call "
                     "bento_track.identify(email) earlier in this request or context",
@@ -56,18 +247,164 @@ class Client:
         event = Event.build(
             type, email=email, fields=fields, details=details, date=date
         )
-        self.capture(event)
+        if not self._direct or _event_captured.is_muted:
+            _event_captured.send(self, event=event)
+            return event
+        # The collector, inlined for the common case (see `_enqueue`).
+        worker = self._worker
+        inbox = worker.inbox
+        if (
+            self._refuse is None
+            and not self.sync_mode
+            and self._pid == _getpid()
+            and len(inbox) + worker.held < self._max_queue
+        ):
+            inbox.append(event)
+            if len(inbox) >= worker.wake_at:
+                worker.poke()
+        else:
+            self._enqueue(event)
         return event
 
     def capture(self, event: Event) -> None:
         """Send an already built `Event` through the `event_captured` signal."""
-        _event_captured.send(self, event=event)
+        if self._direct and not _event_captured.is_muted:
+            self._enqueue(event)
+        else:
+            _event_captured.send(self, event=event)
 
     def _collect(self, sender: Client, *, event: Event, **_: Any) -> None:
-        self.captured.append(event)
+        """The collector: this client's receiver of `event_captured`."""
+        self._enqueue(event)
+
+    def _enqueue(self, event: Event) -> None:
+        if self._pid != _getpid():
+            self._after_fork()
+        if self._refuse is not None:
+            self._worker.drop([event], self._refuse, queued=False)
+            return
+        worker = self._worker
+        if self.sync_mode:
+            worker.inbox.append(event)
+            worker.run_sync(self._settings.sync_timeout)
+            return
+        inbox = worker.inbox
+        if len(inbox) + worker.held >= self._max_queue and not self._make_room(worker):
+            worker.drop([event], "queue_full", queued=False)
+            return
+        inbox.append(event)
+        if len(inbox) >= worker.wake_at:
+            worker.poke()
+
+    def _make_room(self, worker: Worker) -> bool:
+        """The overflow policy; True if the new event may be appended."""
+        if self._overflow == "drop_oldest":
+            worker.evict_from_inbox()  # else the worker trims its own oldest
+            return True
+        if self._overflow == "block":
+            return worker.wait_for_space(self._max_queue, self._settings.block_timeout)
+        return False
+
+    def _update_direct(self) -> None:
+        receivers = list(_event_captured.receivers_for(self))
+        self._direct = len(receivers) == 1 and receivers[0] == self._collect
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event captured before this call is delivered (or
+        definitively rejected or dropped); at most `timeout` seconds (default
+        30). Returns False on timeout, or when sending stopped (bad credentials,
+        shutdown). Sends partial batches now, still within the request budget."""
+        if self.disabled:
+            return True
+        limit = DEFAULT_FLUSH_TIMEOUT if timeout is None else max(0.0, timeout)
+        return self._worker.flush(limit)
+
+    def shutdown(self, timeout: float | None = None) -> int:
+        """Flush within `timeout` seconds (default `shutdown_timeout`), stop the
+        worker, and refuse later events (counted as dropped, reason
+        `shutdown`). Idempotent. Returns the number of events left undelivered,
+        which is also logged when not zero."""
+        with self._lifecycle:
+            if self._undelivered_at_shutdown is not None:
+                return self._undelivered_at_shutdown
+            self._undelivered_at_shutdown = 0
+            if self._refuse is None:
+                self._refuse = "shutdown"
+        limit = self.shutdown_timeout if timeout is None else max(0.0, timeout)
+        deadline = time.monotonic() + limit
+        worker = self._worker
+        worker.deadline = deadline
+        if not self.disabled:
+            worker.flush(limit)
+        worker.stop(deadline - time.monotonic())
+        left = worker.enqueued() - worker.settled
+        self._undelivered_at_shutdown = left
+        if left > 0:
+            with library_section():
+                logger.warning(
+                    "bento_track: shut down with %d events undelivered (%s)",
+                    left,
+                    worker.last_error or "time ran out",
+                )
+        return left
+
+    close = shutdown
+
+    def stats(self) -> DeliveryStats:
+        """A snapshot of delivery counters (see `DeliveryStats`)."""
+        return self._worker.snapshot()
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh inbox, queue, locks, connection pool and
+        (lazily) thread. Events inherited from the parent are discarded here:
+        the parent delivers them."""
+        if self._pid == _getpid():
+            return
+        self._pid = _getpid()
+        old = self._worker
+        if old.sender is not None:
+            _orphans.append(old.sender.forget_after_fork())
+        self._backend.after_fork()
+        self._lifecycle = threading.Lock()
+        self._worker = self._new_worker()
 
 
 def identify(email: str) -> None:
     """Bind `email` to the current request (or context): later events tracked in
     it carry this email unless they name another."""
     bind_email(validate_email(email))
+
+
+def _on_receivers_changed(_signal: Any, **_: Any) -> None:
+    for client in list(_clients):
+        client._update_direct()
+
+
+_event_captured.receiver_connected.connect(_on_receivers_changed, weak=False)
+_event_captured.receiver_disconnected.connect(_on_receivers_changed, weak=False)
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_clients):
+        client._after_fork()
+
+
+def _shutdown_all_at_exit() -> None:
+    """The exit hook: every live client gets a bounded flush; leftovers are
+    logged by `shutdown`. Daemon threads and deadlines keep exit from hanging."""
+    clients = [c for c in list(_clients) if c._undelivered_at_shutdown is None]
+    if not clients:
+        return
+    deadline = time.monotonic() + max(c.shutdown_timeout for c in clients)
+    for client in clients:
+        try:
+            client.shutdown(min(client.shutdown_timeout, deadline - time.monotonic()))
+        except Exception:  # never break interpreter exit
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_shutdown_all_at_exit)

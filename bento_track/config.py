@@ -31,7 +31,7 @@ ENV_VARS = {
 
 # Keys and site uuids are opaque tokens; anything with spaces, quotes or control
 # characters is a copy-paste accident (a trailing newline, a quoted value).
-_TOKEN = re.compile(r"^[A-Za-z0-9_\-.]{1,200}$")
+_TOKEN = re.compile(r"[A-Za-z0-9_\-.]{1,200}")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -112,7 +112,7 @@ class Config:
                     "environment variable",
                     setting=name,
                 )
-            if not _TOKEN.match(value):
+            if not _TOKEN.fullmatch(value):
                 shown = "<hidden>" if name == "secret_key" else repr(value)
                 raise ConfigurationError(
                     f"{name} ({var}) is malformed: {shown} must be 1-200 letters, "

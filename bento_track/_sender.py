@@ -1,0 +1,135 @@
+"""Posting one pre-encoded batch body to `/batch/events` and classifying the
+answer for the worker's retry policy. One `httpx.Client` per sender, created
+lazily in the thread that sends (keep-alive across batches)."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+
+import httpx
+
+from . import _http
+from .config import Config
+from .errors import APIError
+
+__all__ = ["Outcome", "Sender", "Verdict"]
+
+_PATH = "/batch/events"
+
+
+class Verdict(enum.Enum):
+    """What the worker should do with the batch it just tried."""
+
+    DELIVERED = "delivered"  # 2xx
+    RETRY = "retry"  # 5xx, 408, network error, timeout: back off, try again
+    RATE_LIMITED = "rate_limited"  # 429: pause all sending, try again
+    REJECTED = "rejected"  # 400, 413, 422 and other 4xx: bisect / report
+    STOP = "stop"  # 401, 403, 404: misconfigured; stop sending, keep events
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The classified answer to one request."""
+
+    verdict: Verdict
+    status: int | None = None
+    accepted: int = 0
+    failed: int = 0
+    error: APIError | None = None
+
+
+def classify_status(status: int) -> Verdict:
+    if 200 <= status < 300:
+        return Verdict.DELIVERED
+    if status == 429:
+        return Verdict.RATE_LIMITED
+    if status >= 500 or status == 408:
+        return Verdict.RETRY
+    if status in (401, 403, 404):
+        return Verdict.STOP
+    return Verdict.REJECTED
+
+
+def _counts(response: httpx.Response, sent: int) -> tuple[int, int]:
+    """Bento's `results` (or older `result`) and `failed` from a 2xx body."""
+    try:
+        doc = json.loads(response.content or b"{}")
+    except ValueError:
+        return sent, 0
+    if not isinstance(doc, dict):
+        return sent, 0
+    accepted = doc.get("results", doc.get("result", sent))
+    failed = doc.get("failed", 0)
+    if not isinstance(accepted, int) or isinstance(accepted, bool):
+        accepted = sent
+    if not isinstance(failed, int) or isinstance(failed, bool):
+        failed = 0
+    return accepted, failed
+
+
+class Sender:
+    """Posts batch bodies for one `Config`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._url = f"{config.base_url}{_PATH}"
+        self._params = {"site_uuid": config.site_uuid}
+        self._headers = _http.headers(config)
+        self._timeout = _http.timeout(config)
+        self._client: httpx.Client | None = None
+
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            # Plain http (the emulator on loopback) never uses TLS: skip loading
+            # the CA bundle, ~50 ms of CPU per process.
+            secure = self._url.startswith("https:")
+            self._client = httpx.Client(
+                headers=self._headers, timeout=self._timeout, verify=secure
+            )
+        return self._client
+
+    def post(self, body: bytes, count: int, *, timeout: float | None = None) -> Outcome:
+        """Send one body holding `count` events; never raises for HTTP trouble.
+
+        Args:
+            timeout: a cap on connect/read/write time (the remaining flush or
+                shutdown deadline), below the configured timeouts.
+        """
+        request_timeout: httpx.Timeout | float = self._timeout
+        if timeout is not None:
+            request_timeout = max(
+                0.05,
+                min(timeout, self.config.read_timeout, self.config.connect_timeout),
+            )
+        try:
+            response = self._http().post(
+                self._url, content=body, params=self._params, timeout=request_timeout
+            )
+        except httpx.HTTPError as exc:
+            return Outcome(
+                Verdict.RETRY,
+                error=_http.error_from_exception(exc, "POST", _PATH, self.config),
+            )
+        verdict = classify_status(response.status_code)
+        if verdict is Verdict.DELIVERED:
+            accepted, failed = _counts(response, count)
+            return Outcome(verdict, response.status_code, accepted, failed)
+        return Outcome(
+            verdict,
+            response.status_code,
+            error=_http.error_from_response(response, self.config),
+        )
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def forget_after_fork(self) -> httpx.Client | None:
+        """In a forked child: drop the parent's connection pool without closing
+        its sockets (they belong to the parent); return it so the caller can
+        keep a reference and the garbage collector never touches it."""
+        client, self._client = self._client, None
+        return client

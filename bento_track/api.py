@@ -1,0 +1,553 @@
+"""Bento's everyday API, one call per request: `BentoAPI` (sync) and
+`AsyncBentoAPI` (async).
+
+Use these for work a person or a script waits on: importing subscribers,
+sending transactional email, reading tags and fields, subscriber commands.
+For events from a web app, prefer `bento_track.Client`, which batches in the
+background and never blocks a request.
+
+    with BentoAPI() as api:                        # settings from BENTO_* variables
+        api.import_subscribers([{"email": "a@example.com", "first_name": "Ann"}])
+        api.send_emails([Email(to=..., from_=..., subject=..., html_body=...)])
+
+Each API object keeps one HTTP client (keep-alive); close it, or use `with`.
+
+Errors are the typed `bento_track.errors.APIError` subclasses. Rate limits
+(429), 408, 5xx, timeouts and dropped connections are retried up to
+`max_retries` times, waiting at least `Retry-After` (clamped to 1..120 s) and
+otherwise a jittered exponential backoff; 400/401/403/404/422 are never retried.
+
+Operations that split their input into several requests (`batch_events`,
+`import_subscribers`, `send_emails`, `run_commands`) validate every record
+before sending anything. If request k fails, the error raised carries a
+`partial` attribute: the `BatchResult` (`CommandResult` for `run_commands`) of
+requests 0..k-1, which Bento did accept, so a caller can resume after them:
+
+    try:
+        api.import_subscribers(rows)
+    except APIError as exc:
+        done = exc.partial.results  # rows before the failed request were accepted
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from . import _requests as R
+from ._http import error_from_exception, headers, timeout
+from ._internal import logger
+from .config import Config
+from .errors import APIError, ConfigurationError
+from .events import Event
+from .models import (
+    BatchResult,
+    Command,
+    CommandResult,
+    Email,
+    Field,
+    Subscriber,
+    Tag,
+)
+
+__all__ = ["AsyncBentoAPI", "BentoAPI"]
+
+_Result = TypeVar("_Result", BatchResult, CommandResult)
+
+
+def _resolve(
+    config: Config | None,
+    site_uuid: str | None,
+    publishable_key: str | None,
+    secret_key: str | None,
+    base_url: str | None,
+    allow_insecure_http: bool | None,
+    connect_timeout: float | None,
+    read_timeout: float | None,
+) -> Config:
+    settings = (site_uuid, publishable_key, secret_key, base_url, allow_insecure_http)
+    if config is not None:
+        if any(v is not None for v in settings + (connect_timeout, read_timeout)):
+            raise ConfigurationError(
+                "pass either config=... or individual settings, not both",
+                setting="config",
+            )
+        return config
+    return Config.resolve(
+        site_uuid=site_uuid,
+        publishable_key=publishable_key,
+        secret_key=secret_key,
+        base_url=base_url,
+        allow_insecure_http=allow_insecure_http,
+        connect_timeout=5.0 if connect_timeout is None else connect_timeout,
+        read_timeout=10.0 if read_timeout is None else read_timeout,
+    )
+
+
+def _check_retries(max_retries: int) -> int:
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int):
+        raise ConfigurationError("max_retries must be an int", setting="max_retries")
+    if not 0 <= max_retries <= 20:
+        raise ConfigurationError(
+            f"max_retries must be 0..20, not {max_retries}", setting="max_retries"
+        )
+    return max_retries
+
+
+class _Base:
+    """What both clients share: settings, the request URL parts, the repr."""
+
+    config: Config
+    max_retries: int
+
+    def _setup(
+        self,
+        config: Config | None,
+        site_uuid: str | None,
+        publishable_key: str | None,
+        secret_key: str | None,
+        base_url: str | None,
+        allow_insecure_http: bool | None,
+        connect_timeout: float | None,
+        read_timeout: float | None,
+        max_retries: int,
+        rand: Callable[[], float],
+    ) -> dict[str, Any]:
+        self.config = _resolve(
+            config,
+            site_uuid,
+            publishable_key,
+            secret_key,
+            base_url,
+            allow_insecure_http,
+            connect_timeout,
+            read_timeout,
+        )
+        self.max_retries = _check_retries(max_retries)
+        self._rand = rand
+        # httpx joins relative paths onto the base URL's path only when it ends
+        # with "/"; Config strips it, so it is put back here.
+        return {
+            "base_url": self.config.base_url + "/",
+            "headers": headers(self.config),
+            "timeout": timeout(self.config),
+            "params": {"site_uuid": self.config.site_uuid},
+            "follow_redirects": False,
+        }
+
+    def _retries(self, retries: int | None) -> int:
+        return self.max_retries if retries is None else _check_retries(retries)
+
+    def _delay(self, error: APIError, attempt: int, retries: int) -> float | None:
+        delay = R.retry_delay(error, attempt, retries, self._rand)
+        if delay is not None:
+            logger.debug(
+                "retrying %s %s in %.2f s (attempt %d of %d): %s",
+                error.method,
+                error.path,
+                delay,
+                attempt,
+                retries,
+                error,
+            )
+        return delay
+
+    def _build(self, request: R.Request) -> tuple[str, str, dict[str, Any]]:
+        kwargs: dict[str, Any] = {}
+        if request.body is not None:
+            kwargs["content"] = request.body
+        if request.params:
+            # httpx merges these with the client's `site_uuid` parameter.
+            kwargs["params"] = dict(request.params)
+        return request.method, request.path.lstrip("/"), kwargs
+
+    def _path(self, path: str) -> str:
+        """The full URL path, as `error_from_response` reports it."""
+        return urlsplit(self.config.base_url).path + "/" + path
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(site_uuid={self.config.site_uuid!r}, "
+            f"base_url={self.config.base_url!r})"
+        )
+
+
+def _attach(error: APIError, partial: BatchResult | CommandResult) -> APIError:
+    # Set on the instance: only errors from split operations carry it.
+    error.partial = partial  # type: ignore[attr-defined]
+    return error
+
+
+class BentoAPI(_Base):
+    """The synchronous client: each method sends its request(s) and returns.
+
+    Args:
+        site_uuid, publishable_key, secret_key, base_url, allow_insecure_http:
+            settings; each falls back to its `BENTO_*` environment variable.
+        config: a ready `Config` instead of the individual settings.
+        connect_timeout, read_timeout: seconds (defaults 5 and 10).
+        max_retries: retries of 429/408/5xx/transport failures (0..20).
+        transport: an httpx transport (tests, proxies).
+        sleep, rand: injected for tests (the wait between retries, and jitter).
+
+    Raises:
+        ConfigurationError: a setting is missing or malformed.
+    """
+
+    def __init__(
+        self,
+        *,
+        site_uuid: str | None = None,
+        publishable_key: str | None = None,
+        secret_key: str | None = None,
+        base_url: str | None = None,
+        config: Config | None = None,
+        allow_insecure_http: bool | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        max_retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        options = self._setup(
+            config,
+            site_uuid,
+            publishable_key,
+            secret_key,
+            base_url,
+            allow_insecure_http,
+            connect_timeout,
+            read_timeout,
+            max_retries,
+            rand,
+        )
+        self._sleep = sleep
+        self._http = httpx.Client(transport=transport, **options)
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _send(self, request: R.Request, retries: int | None = None) -> Any:
+        """One request with retries; the decoded JSON, or the typed error."""
+        limit = self._retries(retries)
+        method, path, kwargs = self._build(request)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                try:
+                    response = self._http.request(method, path, **kwargs)
+                except httpx.HTTPError as exc:
+                    raise error_from_exception(
+                        exc, method, self._path(path), self.config
+                    ) from None
+                return R.decode(response, self.config)
+            except APIError as error:
+                delay = self._delay(error, attempt, limit)
+                if delay is None:
+                    raise
+            self._sleep(delay)
+
+    def _send_all(
+        self,
+        requests: list[R.Request],
+        parse: Callable[[Any], _Result],
+        empty: _Result,
+    ) -> _Result:
+        done = empty
+        for request in requests:
+            try:
+                done = done + parse(self._send(request))
+            except APIError as error:
+                raise _attach(error, done) from None
+        return done
+
+    # -- batch endpoints -----------------------------------------------------
+
+    def batch_events(self, events: Iterable[Event | Mapping[str, Any]]) -> BatchResult:
+        """Send events (`Event` or dicts), at most 1,000 per request.
+
+        Raises:
+            InvalidEventError: an event is invalid (nothing was sent).
+            APIError: a request failed; `.partial` tells what earlier ones delivered.
+        """
+        return self._send_all(R.events(events), R.parse_batch, BatchResult(0, 0, 0))
+
+    def post_events(self, body: bytes, *, retries: int | None = None) -> BatchResult:
+        """Send an already encoded `{"events": [...]}` body in one request.
+
+        The delivery worker uses this with `retries=0` and runs its own retries.
+        """
+        return R.parse_batch(self._send(R.events_body(body), retries))
+
+    def import_subscribers(self, subscribers: Iterable[Any]) -> BatchResult:
+        """Create or update subscribers (no automations), 1,000 per request.
+
+        Each row is a dict with `email` and flat values (`first_name`, `tags`
+        as "a,b" or a list, `remove_tags`, custom fields), or an object with
+        `email` and `fields` such as a `Subscriber`.
+        """
+        return self._send_all(
+            R.subscribers(subscribers), R.parse_batch, BatchResult(0, 0, 0)
+        )
+
+    def send_emails(self, emails: Iterable[Email | Mapping[str, Any]]) -> BatchResult:
+        """Queue emails (`Email` or dicts), at most 60 per request."""
+        return self._send_all(R.emails(emails), R.parse_batch, BatchResult(0, 0, 0))
+
+    def run_commands(
+        self, commands: Iterable[Command | Mapping[str, Any]]
+    ) -> CommandResult:
+        """Queue subscriber commands, at most 100 per request."""
+        return self._send_all(
+            R.commands(commands), R.parse_commands, CommandResult(0, 0, 0)
+        )
+
+    # -- tags and fields -----------------------------------------------------
+
+    def get_tags(self) -> list[Tag]:
+        return R.parse_tags(self._send(R.get_tags()))
+
+    def create_tag(self, name: str) -> Tag:
+        return R.parse_created_tag(self._send(R.create_tag(name)), name)
+
+    def get_fields(self) -> list[Field]:
+        return R.parse_fields(self._send(R.get_fields()))
+
+    def create_field(self, key: str) -> Field:
+        return R.parse_created_field(self._send(R.create_field(key)), key)
+
+    # -- subscribers ---------------------------------------------------------
+
+    def get_subscriber(
+        self, email: str | None = None, *, uuid: str | None = None
+    ) -> Subscriber | None:
+        """The subscriber with this email (or uuid), or None if there is none."""
+        return R.parse_subscriber(self._send(R.get_subscriber(email, uuid)))
+
+    def create_subscriber(self, email: str) -> Subscriber:
+        doc = self._send(R.create_subscriber(email))
+        return R.parse_subscriber(doc) or Subscriber(id="", uuid="", email=email)
+
+    def add_tag(self, email: str, tag: str) -> CommandResult:
+        return self.run_commands([Command.add_tag(email, tag)])
+
+    def remove_tag(self, email: str, tag: str) -> CommandResult:
+        return self.run_commands([Command.remove_tag(email, tag)])
+
+    def add_field(self, email: str, key: str, value: Any) -> CommandResult:
+        return self.run_commands([Command.add_field(email, key, value)])
+
+    def remove_field(self, email: str, key: str) -> CommandResult:
+        return self.run_commands([Command.remove_field(email, key)])
+
+    def subscribe(self, email: str) -> CommandResult:
+        return self.run_commands([Command.subscribe(email)])
+
+    def unsubscribe(self, email: str) -> CommandResult:
+        return self.run_commands([Command.unsubscribe(email)])
+
+    def change_email(self, old: str, new: str) -> CommandResult:
+        return self.run_commands([Command.change_email(old, new)])
+
+    # -- experimental --------------------------------------------------------
+
+    def validate_email(
+        self,
+        email: str,
+        *,
+        name: str | None = None,
+        user_agent: str | None = None,
+        ip: str | None = None,
+    ) -> bool:
+        """Bento's opinion of an address (`/experimental/validation`)."""
+        return R.parse_valid(self._send(R.validation(email, name, user_agent, ip)))
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> BentoAPI:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncBentoAPI(_Base):
+    """The asyncio client: the same methods as `BentoAPI`, as coroutines.
+
+    Takes the same arguments, except `transport` is an `httpx.AsyncBaseTransport`
+    and `sleep` an async callable (default `asyncio.sleep`).
+    """
+
+    def __init__(
+        self,
+        *,
+        site_uuid: str | None = None,
+        publishable_key: str | None = None,
+        secret_key: str | None = None,
+        base_url: str | None = None,
+        config: Config | None = None,
+        allow_insecure_http: bool | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        max_retries: int = 3,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        options = self._setup(
+            config,
+            site_uuid,
+            publishable_key,
+            secret_key,
+            base_url,
+            allow_insecure_http,
+            connect_timeout,
+            read_timeout,
+            max_retries,
+            rand,
+        )
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(transport=transport, **options)
+
+    async def _send(self, request: R.Request, retries: int | None = None) -> Any:
+        limit = self._retries(retries)
+        method, path, kwargs = self._build(request)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                try:
+                    response = await self._http.request(method, path, **kwargs)
+                except httpx.HTTPError as exc:
+                    raise error_from_exception(
+                        exc, method, self._path(path), self.config
+                    ) from None
+                return R.decode(response, self.config)
+            except APIError as error:
+                delay = self._delay(error, attempt, limit)
+                if delay is None:
+                    raise
+            await self._sleep(delay)
+
+    async def _send_all(
+        self,
+        requests: list[R.Request],
+        parse: Callable[[Any], _Result],
+        empty: _Result,
+    ) -> _Result:
+        done = empty
+        for request in requests:
+            try:
+                done = done + parse(await self._send(request))
+            except APIError as error:
+                raise _attach(error, done) from None
+        return done
+
+    async def batch_events(
+        self, events: Iterable[Event | Mapping[str, Any]]
+    ) -> BatchResult:
+        """See `BentoAPI.batch_events`."""
+        return await self._send_all(
+            R.events(events), R.parse_batch, BatchResult(0, 0, 0)
+        )
+
+    async def post_events(
+        self, body: bytes, *, retries: int | None = None
+    ) -> BatchResult:
+        """See `BentoAPI.post_events`."""
+        return R.parse_batch(await self._send(R.events_body(body), retries))
+
+    async def import_subscribers(self, subscribers: Iterable[Any]) -> BatchResult:
+        """See `BentoAPI.import_subscribers`."""
+        return await self._send_all(
+            R.subscribers(subscribers), R.parse_batch, BatchResult(0, 0, 0)
+        )
+
+    async def send_emails(
+        self, emails: Iterable[Email | Mapping[str, Any]]
+    ) -> BatchResult:
+        """See `BentoAPI.send_emails`."""
+        return await self._send_all(
+            R.emails(emails), R.parse_batch, BatchResult(0, 0, 0)
+        )
+
+    async def run_commands(
+        self, commands: Iterable[Command | Mapping[str, Any]]
+    ) -> CommandResult:
+        """See `BentoAPI.run_commands`."""
+        return await self._send_all(
+            R.commands(commands), R.parse_commands, CommandResult(0, 0, 0)
+        )
+
+    async def get_tags(self) -> list[Tag]:
+        return R.parse_tags(await self._send(R.get_tags()))
+
+    async def create_tag(self, name: str) -> Tag:
+        return R.parse_created_tag(await self._send(R.create_tag(name)), name)
+
+    async def get_fields(self) -> list[Field]:
+        return R.parse_fields(await self._send(R.get_fields()))
+
+    async def create_field(self, key: str) -> Field:
+        return R.parse_created_field(await self._send(R.create_field(key)), key)
+
+    async def get_subscriber(
+        self, email: str | None = None, *, uuid: str | None = None
+    ) -> Subscriber | None:
+        return R.parse_subscriber(await self._send(R.get_subscriber(email, uuid)))
+
+    async def create_subscriber(self, email: str) -> Subscriber:
+        doc = await self._send(R.create_subscriber(email))
+        return R.parse_subscriber(doc) or Subscriber(id="", uuid="", email=email)
+
+    async def add_tag(self, email: str, tag: str) -> CommandResult:
+        return await self.run_commands([Command.add_tag(email, tag)])
+
+    async def remove_tag(self, email: str, tag: str) -> CommandResult:
+        return await self.run_commands([Command.remove_tag(email, tag)])
+
+    async def add_field(self, email: str, key: str, value: Any) -> CommandResult:
+        return await self.run_commands([Command.add_field(email, key, value)])
+
+    async def remove_field(self, email: str, key: str) -> CommandResult:
+        return await self.run_commands([Command.remove_field(email, key)])
+
+    async def subscribe(self, email: str) -> CommandResult:
+        return await self.run_commands([Command.subscribe(email)])
+
+    async def unsubscribe(self, email: str) -> CommandResult:
+        return await self.run_commands([Command.unsubscribe(email)])
+
+    async def change_email(self, old: str, new: str) -> CommandResult:
+        return await self.run_commands([Command.change_email(old, new)])
+
+    async def validate_email(
+        self,
+        email: str,
+        *,
+        name: str | None = None,
+        user_agent: str | None = None,
+        ip: str | None = None,
+    ) -> bool:
+        return R.parse_valid(
+            await self._send(R.validation(email, name, user_agent, ip))
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncBentoAPI:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

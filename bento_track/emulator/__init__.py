@@ -1,0 +1,22 @@
+"""A local Bento-compatible API server for development and tests.
+
+Same paths, auth, User-Agent rule, body validation, limits, response shapes
+and rate limit as Bento's `/api/v1`; it stores what it accepts (SQLite), can
+be inspected and can inject faults (`/_emulator/...`, `Inspector`).
+
+    from bento_track.emulator import EmulatorServer
+
+    with EmulatorServer(port=0) as server:
+        client = bento_track.Client(**server.client_kwargs())
+        ...
+        server.inspect.events()
+"""
+
+from __future__ import annotations
+
+from .app import create_app
+from .inspector import Inspector
+from .server import EmulatorServer
+from .settings import EmulatorSettings
+
+__all__ = ["EmulatorServer", "EmulatorSettings", "Inspector", "create_app"]

@@ -1,0 +1,36 @@
+"""`create_app(settings)`: the emulator as one Starlette app.
+
+Usable in-process (`httpx.ASGITransport(app=create_app())`) or served by
+uvicorn (`EmulatorServer`). `app.state.emulator` holds its `EmulatorState`.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from .api import PREFIX, BentoAPI
+from .inspection import inspection_routes
+from .settings import EmulatorSettings
+from .state import EmulatorState
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: EmulatorSettings | None = None) -> Starlette:
+    """A Bento-compatible API for one emulated account.
+
+    Args:
+        settings: the account, limits and storage; defaults to `EmulatorSettings()`.
+    """
+    state = EmulatorState(settings or EmulatorSettings())
+    api = BentoAPI(state)
+    routes = [
+        *inspection_routes(state),
+        # An ASGI app as endpoint: every method and every path under /api/v1
+        # reach the dispatcher, which answers 404/405 itself in Bento's order.
+        Route(PREFIX + "/{path:path}", api),
+    ]
+    app = Starlette(routes=routes)
+    app.state.emulator = state
+    return app

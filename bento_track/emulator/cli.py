@@ -1,0 +1,157 @@
+"""`bento-track emulator`: run the Bento-compatible server until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+
+from .settings import (
+    DEFAULT_PUBLISHABLE_KEY,
+    DEFAULT_RATE_WINDOW,
+    DEFAULT_REQUESTS_PER_MINUTE,
+    DEFAULT_SECRET_KEY,
+    DEFAULT_SITE_UUID,
+    EmulatorSettings,
+)
+
+__all__ = ["add_arguments", "run"]
+
+DEFAULT_PORT = 8025
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `bento-track emulator` options."""
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}; 0 = any free port)",
+    )
+    parser.add_argument("--site-uuid", default=DEFAULT_SITE_UUID)
+    parser.add_argument("--publishable-key", default=DEFAULT_PUBLISHABLE_KEY)
+    parser.add_argument("--secret-key", default=DEFAULT_SECRET_KEY)
+    parser.add_argument(
+        "--db",
+        default=":memory:",
+        metavar="PATH",
+        help="SQLite file to keep data across restarts (default: in memory)",
+    )
+    parser.add_argument(
+        "--requests-per-minute",
+        type=int,
+        default=DEFAULT_REQUESTS_PER_MINUTE,
+        help="rate limit: requests per window (default 100)",
+    )
+    parser.add_argument(
+        "--rate-window",
+        type=float,
+        default=DEFAULT_RATE_WINDOW,
+        help="rate limit window in seconds (default 60)",
+    )
+    parser.add_argument(
+        "--author",
+        action="append",
+        dest="authors",
+        metavar="EMAIL",
+        help="an email sender the account knows (repeatable; default: any)",
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve in the foreground until Ctrl-C; returns the exit status."""
+    try:
+        import uvicorn
+    except ImportError:
+        print(
+            "bento-track emulator needs uvicorn: pip install 'bento-track[emulator]'",
+            file=sys.stderr,
+        )
+        return 2
+    from .app import create_app
+
+    try:
+        settings = EmulatorSettings(
+            site_uuid=args.site_uuid,
+            publishable_key=args.publishable_key,
+            secret_key=args.secret_key,
+            requests_per_minute=args.requests_per_minute,
+            rate_window=args.rate_window,
+            db_path=args.db,
+            authors=args.authors,
+        )
+    except ValueError as exc:
+        print(f"bento-track emulator: {exc}", file=sys.stderr)
+        return 2
+    if not _is_loopback(args.host):
+        print(
+            f"warning: binding {args.host}, not loopback: anyone who can reach this "
+            "port can read what the emulator stores. It is a development tool.",
+            file=sys.stderr,
+        )
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        lifespan="off",
+        ws="none",
+        log_level="info",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    state = app.state.emulator
+
+    # The URL is known only once bound (`--port 0`), so print from startup.
+    original_startup = server.startup
+
+    async def startup(sockets: object = None) -> None:
+        await original_startup(sockets=sockets)  # type: ignore[arg-type]
+        if not server.started:
+            return
+        port = server.servers[0].sockets[0].getsockname()[1]
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        base = f"http://{host}:{port}/api/v1"
+        # The well-known default key is safe to show; a chosen one is not.
+        secret = (
+            DEFAULT_SECRET_KEY
+            if settings.secret_key == DEFAULT_SECRET_KEY
+            else "<the --secret-key you chose>"
+        )
+        print(
+            f"Bento emulator at {base}  (inspect: http://{host}:{port}/_emulator/)\n"
+            "Point bento_track at it:\n"
+            f"  export BENTO_BASE_URL={base}\n"
+            f"  export BENTO_SITE_UUID={settings.site_uuid}\n"
+            f"  export BENTO_PUBLISHABLE_KEY={settings.publishable_key}\n"
+            f"  export BENTO_SECRET_KEY={secret}\n"
+            + (
+                ""
+                if _is_loopback(args.host)
+                else "  export BENTO_ALLOW_INSECURE_HTTP=1\n"
+            )
+            + "Ctrl-C to stop.",
+            flush=True,
+        )
+
+    server.startup = startup  # type: ignore[method-assign]
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        state.closing = True
+        state.store.close()
+    return 0

@@ -1,0 +1,116 @@
+"""The emulator's run-time state: store, faults, rate limit and request log."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+from .faults import FaultQueue
+from .ratelimit import SlidingWindowLimiter
+from .settings import EmulatorSettings
+from .store import Store
+
+__all__ = ["EmulatorState", "RequestLog"]
+
+
+class RequestLog:
+    """Every API request: method, path, status, arrival time, record count.
+
+    Entries are numbered when the request arrives and listed in that order,
+    even when a slow answer finishes after a later request. Headers are never
+    kept, so the Authorization header cannot leak through the log.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next = 0
+        self._entries: dict[int, dict[str, Any]] = {}
+
+    def arrive(self) -> int:
+        """A sequence number for a request that just arrived."""
+        with self._lock:
+            self._next += 1
+            return self._next
+
+    def record(
+        self, seq: int, method: str, path: str, status: int, time: float, count: int
+    ) -> None:
+        """Log an answered request (status 0 = connection dropped, no answer)."""
+        entry = {
+            "id": seq,
+            "method": method,
+            "path": path,
+            "status": status,
+            "time": time,
+            "count": count,
+        }
+        with self._lock:
+            self._entries[seq] = entry
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [self._entries[k] for k in sorted(self._entries)]
+
+    def counts(self) -> dict[str, int]:
+        """Requests by status, as strings ("200", "429", ...)."""
+        with self._lock:
+            return dict(Counter(str(e["status"]) for e in self._entries.values()))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class EmulatorState:
+    """Everything one emulated account holds while it runs.
+
+    Attributes:
+        generation: bumped by `reset()`; a slow answer started before a reset
+            is abandoned instead of writing into the next test's data.
+        closing: set when the server stops, so slow answers end at once.
+    """
+
+    def __init__(self, settings: EmulatorSettings) -> None:
+        self.settings = settings
+        self.store = Store(settings.db_path)
+        self.faults = FaultQueue()
+        self.limiter = SlidingWindowLimiter(
+            settings.requests_per_minute, settings.rate_window, settings.clock
+        )
+        self.log = RequestLog()
+        self.generation = 0
+        self.closing = False
+
+    def reset(self) -> None:
+        """Clear the data, the faults, the request log and the rate-limit window.
+        The rate-limit settings stay as they are."""
+        self.generation += 1
+        self.faults.clear()
+        self.log.clear()
+        self.limiter.reset()
+        self.store.clear()
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and settings for people; never the secret key."""
+        s = self.settings
+        return {
+            "site_uuid": s.site_uuid,
+            "publishable_key": s.publishable_key,
+            "db_path": s.db_path,
+            "authors": None if s.authors is None else list(s.authors),
+            "rate_limit": self.limiter.snapshot(),
+            "counts": {
+                kind: self.store.count(kind)
+                for kind in (
+                    "events",
+                    "subscribers",
+                    "emails",
+                    "commands",
+                    "tags",
+                    "fields",
+                )
+            },
+            "requests": self.log.counts(),
+            "faults": self.faults.snapshot(),
+        }

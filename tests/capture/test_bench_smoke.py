@@ -1,0 +1,38 @@
+"""The capture benchmark runs end to end with tiny numbers (so it never rots).
+It measures nothing here: figures come from running it by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_capture_runs_with_tiny_numbers() -> None:
+    """One run prints every figure, the peers' and the ratios."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_capture"],
+        cwd=ROOT,
+        env=dict(os.environ, N="100"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[0])
+
+    for key in (
+        "asgi_ratio",
+        "asgi_sentry_ratio",
+        "wsgi_ratio",
+        "wsgi_sentry_ratio",
+        "log_untagged_ratio",
+        "log_tagged_ratio",
+    ):
+        assert result[key] > 0, key
+    assert result["events_enqueued"] > 0
+    assert "QueueHandler" in done.stdout

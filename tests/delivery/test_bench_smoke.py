@@ -1,0 +1,39 @@
+"""The delivery benchmark runs end to end with tiny numbers (so it never rots).
+It measures nothing here: figures come from running it by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_delivery_runs_with_tiny_numbers() -> None:
+    env = dict(
+        os.environ,
+        N="500",
+        WARMUP="10",
+        PORT=str(18900 + os.getpid() % 500),
+        SUSTAIN_LIMIT="4",
+        SUSTAIN_WINDOW="0.5",
+        SUSTAIN_WINDOWS="1",
+        SUSTAIN_BATCH="50",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_delivery"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[0])
+    assert result["bento_track"]["delivered"] == 500
+    assert result["segment"]["delivered"] == 500
+    assert result["track_ratio"] > 0 and result["cpu_ratio"] > 0
+    assert result["sustained"].get("requests_429", 0) == 0
