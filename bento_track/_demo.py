@@ -105,15 +105,20 @@ def _web_app_requests(client: Any) -> None:
     asyncio.run(drive())
 
 
-def _print_events(events: list[dict[str, Any]], limit: int = 12) -> None:
+def _print_events(events: list[dict[str, Any]], per_type: int = 3) -> None:
+    """A few rows of each event type, then how many of each arrived."""
+    counts: dict[str, int] = {}
     print(f"{'type':<22} {'email':<22} {'fields':<18} details")
-    for event in events[:limit]:
+    for event in events:
+        seen = counts.get(event["type"], 0)
+        counts[event["type"]] = seen + 1
+        if seen >= per_type:
+            continue
         fields = ",".join(f"{k}={v}" for k, v in (event.get("fields") or {}).items())
         details = event.get("details") or {}
         shown = ", ".join(f"{k}={v}" for k, v in list(details.items())[:3])
         print(f"{event['type']:<22} {event['email']:<22} {fields:<18} {shown}")
-    if len(events) > limit:
-        print(f"... and {len(events) - limit} more")
+    print("by type: " + ", ".join(f"{t} x{n}" for t, n in counts.items()))
 
 
 def run_demo(*, use_emulator: bool = False, events: int = 25) -> int:
