@@ -24,7 +24,7 @@ from typing import Any
 
 from ._batcher import HARD_MAX_BATCH_SIZE
 from ._clock import Clock, SystemClock
-from ._context import bind_email, current_email
+from ._context import bind_email, current_email, current_request
 from ._internal import library_section, logger
 from ._sender import Sender
 from ._signals import signals
@@ -244,6 +244,10 @@ class Client:
                     "bento_track.identify(email) earlier in this request or context",
                     field="email",
                 )
+        request = current_request()
+        if request is not None and request.attach_facts:
+            # The middleware asked for request facts on every event in the request.
+            details = {**request.facts(), **(details or {})}
         event = Event.build(
             type, email=email, fields=fields, details=details, date=date
         )

@@ -445,3 +445,44 @@ def test_json_view_and_no_rules_cost_nothing(recorder: Recorder) -> None:
 
     assert ({"a": 1}, "v") == (answer.json(), answer.headers["x-k"])
     assert [] == recorder.events
+
+
+def test_track_inside_a_request_carries_facts_when_attach_facts_is_set() -> None:
+    """`attach_facts=True` adds the request facts to events tracked by `track()`."""
+    import asyncio
+
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from bento_track import BentoMiddleware, Client, signals
+
+    client = Client(disabled=True)
+    seen: list = []
+
+    def receiver(sender, *, event, **_):
+        seen.append(event)
+
+    signals.event_captured.connect(receiver, sender=client)
+
+    async def view(request: object) -> PlainTextResponse:
+        client.track("report.viewed", email="a@example.com", details={"rows": 3})
+        return PlainTextResponse("ok")
+
+    app = BentoMiddleware(
+        Starlette(routes=[Route("/reports/{id}", view)]), client=client, attach_facts=True
+    )
+
+    async def drive() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            assert (await http.get("/reports/7")).status_code == 200
+
+    asyncio.run(drive())
+    signals.event_captured.disconnect(receiver, sender=client)
+
+    [event] = seen
+    assert event.details["rows"] == 3
+    assert event.details["method"] == "GET"
+    assert event.details["path"] == "/reports/7"
