@@ -12,7 +12,7 @@ STAMP="$VENV/.bento-track-installed"
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
     echo "bento-track: installing the project and its dev tools into $VENV" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[${BENTO_TRACK_EXTRAS:-dev}]"
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[${BENTO_TRACK_EXTRAS:-dev,bench}]"
     touch "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
