@@ -11,8 +11,8 @@ receiver can listen to one client (`connect(fn, sender=client)`) or to all.
   got a 2xx; `accepted`/`failed` are Bento's `results`/`failed` counts.
 - `batch_failed(client, events=list[Event], error=APIError, will_retry=bool)`:
   a batch attempt failed.
-- `event_dropped(client, events=list[Event], reason=str)`: events that will
-  never be delivered, with the reason (`queue_full`, `rejected`, `shutdown`,
+- `event_dropped(client, events=list[Event], reason=str, error=APIError | None)`:
+  events that will never be delivered, with the reason (`queue_full`, `rejected`, `shutdown`,
   `retry_exhausted`, `oversize`, ...).
 """
 

@@ -180,7 +180,7 @@ class _Base:
 
 def _attach(error: APIError, partial: BatchResult | CommandResult) -> APIError:
     # Set on the instance: only errors from split operations carry it.
-    error.partial = partial  # type: ignore[attr-defined]
+    error.partial = partial
     return error
 
 

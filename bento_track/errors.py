@@ -24,6 +24,8 @@ attributes never carry the secret key or the Basic auth header.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "APIError",
     "AuthenticationError",
@@ -74,6 +76,11 @@ class APIError(BentoError):
 
     #: whether retrying the same request later can succeed
     retryable: bool = False
+
+    #: for a call split into several requests (subscribers, emails, commands,
+    #: events): what the requests before the failed one delivered
+    #: (a `BatchResult` or `CommandResult`); None otherwise
+    partial: Any = None
 
     def __init__(
         self,
