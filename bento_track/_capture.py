@@ -5,12 +5,11 @@ on the `bento_track` logger instead of raising into the host application.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._context import current_email
-from ._internal import internal_errors, library_section, logger
+from ._internal import Counter, internal_errors, library_section, logger
 from .errors import InvalidEventError
 from .events import Event, normalize_fields, normalize_json
 
@@ -27,21 +26,9 @@ __all__ = [
 ]
 
 
-class _Counter:
-    """A thread-safe counter (how many invalid events capture paths refused)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.count = 0
-
-    def add(self) -> None:
-        with self._lock:
-            self.count += 1
-
-
 #: events the capture paths could not build (bad data from a rule, a decorator
 #: option or a log tag); each one is also logged on the `bento_track` logger
-invalid_events = _Counter()
+invalid_events = Counter()
 
 
 def resolve_client(client: Client | None) -> Client:

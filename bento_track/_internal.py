@@ -31,8 +31,8 @@ def library_section() -> Iterator[None]:
         _local.active = previous
 
 
-class _InternalErrorCounter:
-    """Counts internal failures swallowed by `suppress_internal_errors`."""
+class Counter:
+    """A thread-safe counter, for the failures and refusals capture paths count."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -43,7 +43,8 @@ class _InternalErrorCounter:
             self.count += 1
 
 
-internal_errors = _InternalErrorCounter()
+#: internal failures swallowed by `suppress_internal_errors`
+internal_errors = Counter()
 
 
 @contextlib.contextmanager

@@ -42,7 +42,6 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from ._capture import (
-    _Counter,
     capture_event,
     exception_summary,
     internal_error,
@@ -50,7 +49,7 @@ from ._capture import (
     resolve_client,
 )
 from ._context import RequestContext
-from ._internal import library_section, logger
+from ._internal import Counter, library_section, logger
 from ._request_info import RequestInfo
 from .errors import ConfigurationError, InvalidEventError
 from .events import Event, _check_type, normalize_json, validate_email
@@ -76,7 +75,7 @@ IdentifyFn = Callable[[RequestInfo], "str | None"]
 CaptureFn = Callable[[RequestInfo], Any]
 
 #: rule events skipped because the request had no identity
-anonymous_skipped = _Counter()
+anonymous_skipped = Counter()
 
 
 def compile_events(
