@@ -74,20 +74,22 @@ class Sender:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._url = f"{config.base_url}{_PATH}"
-        self._params = {"site_uuid": config.site_uuid}
+        # Built once: `Client.post` would parse, merge and re-encode the URL,
+        # params and headers on every batch (about a third of a request's CPU).
+        self._url = httpx.URL(
+            f"{config.base_url}{_PATH}", params={"site_uuid": config.site_uuid}
+        )
         self._headers = _http.headers(config)
         self._timeout = _http.timeout(config)
+        self._timeouts = {"timeout": self._timeout.as_dict()}
         self._client: httpx.Client | None = None
 
     def _http(self) -> httpx.Client:
         if self._client is None:
             # Plain http (the emulator on loopback) never uses TLS: skip loading
             # the CA bundle, ~50 ms of CPU per process.
-            secure = self._url.startswith("https:")
-            self._client = httpx.Client(
-                headers=self._headers, timeout=self._timeout, verify=secure
-            )
+            secure = self._url.scheme == "https"
+            self._client = httpx.Client(timeout=self._timeout, verify=secure)
         return self._client
 
     def post(self, body: bytes, count: int, *, timeout: float | None = None) -> Outcome:
@@ -97,16 +99,22 @@ class Sender:
             timeout: a cap on connect/read/write time (the remaining flush or
                 shutdown deadline), below the configured timeouts.
         """
-        request_timeout: httpx.Timeout | float = self._timeout
+        extensions = self._timeouts
         if timeout is not None:
-            request_timeout = max(
+            cap = max(
                 0.05,
                 min(timeout, self.config.read_timeout, self.config.connect_timeout),
             )
+            extensions = {"timeout": httpx.Timeout(cap).as_dict()}
+        request = httpx.Request(
+            "POST",
+            self._url,
+            headers=self._headers,
+            content=body,
+            extensions=extensions,
+        )
         try:
-            response = self._http().post(
-                self._url, content=body, params=self._params, timeout=request_timeout
-            )
+            response = self._http().send(request)
         except httpx.HTTPError as exc:
             return Outcome(
                 Verdict.RETRY,

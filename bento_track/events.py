@@ -211,7 +211,17 @@ def normalize_fields(
     return out
 
 
+_valid_types: dict[str, str] = {}
+_VALID_TYPE_CACHE = 1024
+
+
 def _check_type(value: object) -> str:
+    """`value` stripped if it is a usable event type, else raise. A few types
+    make most events, so the checked ones are remembered (a bounded cache)."""
+    if type(value) is str:
+        hit = _valid_types.get(value)
+        if hit is not None:
+            return hit
     if not isinstance(value, str) or not value.strip():
         raise InvalidEventError(
             "type is required: a non-empty event name such as 'account.signup'",
@@ -221,7 +231,10 @@ def _check_type(value: object) -> str:
         raise InvalidEventError(
             f"type is longer than {MAX_TYPE_LENGTH} characters", field="type"
         )
-    return value.strip()
+    if len(_valid_types) >= _VALID_TYPE_CACHE:
+        _valid_types.clear()
+    checked = _valid_types[value] = value.strip()
+    return checked
 
 
 class Event:
@@ -268,13 +281,16 @@ class Event:
             raise InvalidEventError(
                 f"details must be a dict, not {type_name(details)}", field="details"
             )
-        return cls(
-            _check_type(type),
-            validate_email(email),
-            None if fields is None else normalize_fields(fields),
-            None if details is None else normalize_json(details, "details"),
-            None if date is None else _check_date(date),
-        )
+        # Slots set directly: this runs on every `track()`, and a call to
+        # `__init__` with its defaults costs a fifth of it.
+        event = _new_event(cls)
+        event.type = _check_type(type)
+        event.email = validate_email(email)
+        event.fields = None if fields is None else normalize_fields(fields)
+        event.details = None if details is None else normalize_json(details, "details")
+        event.date = None if date is None else _check_date(date)
+        event.captured_at = _now()
+        return event
 
     def to_dict(self) -> dict[str, Any]:
         """The event as Bento's JSON object (empty parts omitted)."""
@@ -299,6 +315,9 @@ class Event:
 
     __hash__ = None  # type: ignore[assignment]
 
+
+_new_event = object.__new__
+_now = time.time
 
 _last_second: list[Any] = [None, ""]
 

@@ -19,12 +19,9 @@ class MemoryQueue:
         self._nbytes = 0
 
     def put(self, records: Iterable[Record]) -> None:
-        items = self._items
-        added = 0
-        for record in records:
-            items.append(record)
-            added += len(record) + 1
-        self._nbytes += added
+        batch = records if isinstance(records, list) else list(records)
+        self._items.extend(batch)
+        self._nbytes += sum(map(len, batch)) + len(batch)
 
     def requeue(self, records: list[Record]) -> None:
         self._items.extendleft(reversed(records))
