@@ -32,13 +32,17 @@ class RequestContext:
 
     __slots__ = (
         "_extra",
+        "asked",
         "attach_facts",
         "duration_ms",
         "email",
+        "info",
         "method",
         "path",
         "request_id",
+        "resolver",
         "route",
+        "source",
         "status",
         "user_agent",
     )
@@ -67,6 +71,16 @@ class RequestContext:
         self._extra = extra
         #: whether events tracked during the request get the request facts
         self.attach_facts = attach_facts
+        #: the middleware's rules when it has an `identify=` callable, asked
+        #: the first time an identity is needed (see `current_email`)
+        self.resolver: Any = None
+        #: the ASGI scope or WSGI environ, for `resolver`
+        self.source: Any = None
+        #: 0: `identify=` not asked yet; 1: it gave no email (ask once more at
+        #: the end); 2: asked for the last time
+        self.asked = 0
+        #: the `RequestInfo` made for `identify=` / `capture=` (made once)
+        self.info: Any = None
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -142,5 +156,8 @@ def current_email() -> str | None:
     to the current context (None if there is none)."""
     ctx = _request.get()
     if ctx is not None:
+        if ctx.email is None and ctx.resolver is not None and not ctx.asked:
+            # The middleware's `identify=`, asked only when someone needs it.
+            ctx.resolver.resolve(ctx)
         return ctx.email
     return _email.get()

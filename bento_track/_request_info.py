@@ -70,7 +70,6 @@ class RequestInfo:
     """
 
     __slots__ = (
-        "_again",
         "_cookies",
         "_ctx",
         "_headers",
@@ -95,8 +94,6 @@ class RequestInfo:
         self._headers: Headers | None = None
         self._query: dict[str, str] | None = None
         self._cookies: dict[str, str] | None = None
-        #: identify= gave no email at the start: ask again at the end
-        self._again = False
 
     # The request facts are read from the live request context, so they are
     # current whenever a callable looks (status and duration at the end).

@@ -17,8 +17,10 @@ Options (the same names on `BentoMiddleware` and `BentoWSGIMiddleware`):
   lookup: return None for no event, an event type, a dict with `type` and
   optional `email`, `fields`, `details`, or a built `Event`.
 - `identify=`: a callable `RequestInfo -> str | None` giving the user's email,
-  called when the request starts and, if it gave None and an event needs an
-  email, once more at the end (so a login view's new session counts).
+  called the first time the request needs an identity (a `track()` without
+  email in the view, a tagged log record, or a rule's event at the end) and,
+  if it gave None, once more at the end (so a login view's new session
+  counts). A request that needs no identity never calls it.
 - `facts=True`: rule, `capture=` and `track_exceptions=` events carry the
   request facts in `details` (method, path, route, status, duration_ms, and
   request_id / user_agent when the request has them).
@@ -236,41 +238,47 @@ class CaptureRules:
 
     # -- request start ------------------------------------------------------------
 
-    def begin(
-        self, ctx: RequestContext, source: Mapping[str, Any]
-    ) -> RequestInfo | None:
-        """Call at request start (context entered). Returns the request's
-        `RequestInfo` when `identify=` made one (reused at the end)."""
+    def begin(self, ctx: RequestContext, source: Mapping[str, Any]) -> None:
+        """Call at request start, before the context is entered. Nothing is
+        asked of `identify=` yet: it runs the first time an identity is needed
+        (a `track()` without email in the view, or a rule's event at the end)."""
+        ctx.source = source
+        if self.identify is not None:
+            ctx.resolver = self
         if self.attach_facts:
             ctx.attach_facts = True
             self._read_headers(ctx, source)
-        if self.identify is None:
-            return None
-        info = self._info(ctx, source)
-        info._again = self._identify(ctx, info)
+
+    def request_info(self, ctx: RequestContext) -> RequestInfo:
+        """The request's `RequestInfo`, made on first use."""
+        info: RequestInfo | None = ctx.info
+        if info is None:
+            if self.asgi:
+                info = RequestInfo(ctx, scope=ctx.source)
+            else:
+                info = RequestInfo(ctx, environ=ctx.source)
+            ctx.info = info
         return info
 
-    def _info(self, ctx: RequestContext, source: Mapping[str, Any]) -> RequestInfo:
-        if self.asgi:
-            return RequestInfo(ctx, scope=source)
-        return RequestInfo(ctx, environ=source)
-
-    def _identify(self, ctx: RequestContext, info: RequestInfo) -> bool:
-        """Run `identify=`; True when it gave no email (worth a second try)."""
+    def resolve(self, ctx: RequestContext) -> None:
+        """Ask `identify=` for the request's email (into `ctx.email`). A None
+        answer may be asked again at the end (a login view's new session);
+        a raising callable or a malformed email is reported and not retried."""
         assert self.identify is not None
+        ctx.asked = 2 if ctx.asked else 1
         try:
-            email = self.identify(info)
+            email = self.identify(self.request_info(ctx))
         except Exception:
+            ctx.asked = 2
             internal_error(f"{self.where} identify=")
-            return False
+            return
         if email is None:
-            return True
+            return
         try:
             ctx.email = validate_email(email, "identify()")
         except InvalidEventError as exc:
+            ctx.asked = 2
             report_invalid(f"{self.where} identify=", exc)
-            return False
-        return False
 
     def _read_headers(self, ctx: RequestContext, source: Mapping[str, Any]) -> None:
         if self.asgi:
@@ -289,8 +297,6 @@ class CaptureRules:
     def finish(
         self,
         ctx: RequestContext,
-        source: Mapping[str, Any],
-        info: RequestInfo | None,
         error: BaseException | None,
         status: int | None,
         started: float,
@@ -304,24 +310,24 @@ class CaptureRules:
         try:
             ctx.status = status
             event_type = None
-            routed = False
+            source = ctx.source
             if self._has_rules and status is not None and self._status_ok(status):
                 route = ctx.route
                 if route is None:
                     route = ctx.route = self._route_of(source)
-                routed = True
-                event_type = (
-                    self._table.get((ctx.method, route)) if route is not None else None
-                ) or self._match(ctx.method, route, ctx.path)
+                if route is not None:
+                    event_type = self._table.get((ctx.method, route))
+                if event_type is None:
+                    event_type = self._match(ctx.method, route, ctx.path)
             failed = error is not None and self.track_exceptions is not None
             if event_type is None and not failed and self.capture is None:
                 return
             # Whole microseconds: `round(x, 3)` costs more than the rest of this.
             ctx.duration_ms = int((perf_counter() - started) * 1e6) / 1000.0
-            if not routed and ctx.route is None:
+            if ctx.route is None:
                 ctx.route = self._route_of(source)
-            if ctx.email is None and info is not None and info._again:
-                info._again = self._identify(ctx, info)
+            if ctx.email is None and ctx.asked < 2 and self.identify is not None:
+                self.resolve(ctx)
             facts: dict[str, Any] | None = None
             if self.facts:
                 if not self.attach_facts:
@@ -337,7 +343,7 @@ class CaptureRules:
                 extra["exception"] = exception_summary(error)
                 self._emit(ctx, self.track_exceptions, extra)
             if self.capture is not None:
-                self._run_capture(ctx, source, info, error, facts)
+                self._run_capture(ctx, error, facts)
         except Exception:
             internal_error(self.where)
 
@@ -382,15 +388,12 @@ class CaptureRules:
     def _run_capture(
         self,
         ctx: RequestContext,
-        source: Mapping[str, Any],
-        info: RequestInfo | None,
         error: BaseException | None,
         facts: dict[str, Any] | None,
     ) -> None:
         assert self.capture is not None
         where = f"{self.where} capture="
-        if info is None:
-            info = self._info(ctx, source)
+        info = self.request_info(ctx)
         info.error = error
         try:
             result = self.capture(info)

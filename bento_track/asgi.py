@@ -113,7 +113,6 @@ class BentoMiddleware:
             track_exceptions=track_exceptions,
             request_id_header=request_id_header,
         )
-        self._begin = bool(identify is not None or attach_facts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -125,24 +124,23 @@ class BentoMiddleware:
             return
         rules = self._rules
         ctx = RequestContext(None, scope["method"], scope["path"])
+        rules.begin(ctx, scope)
         token = _request.set(ctx)
-        status: int | None = None
 
-        async def send_status(message: Message) -> None:
-            nonlocal status
+        def send_status(message: Message) -> Awaitable[None]:
+            # A plain function returning `send`'s awaitable: no extra coroutine.
             if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+                ctx.status = message["status"]
+            return send(message)
 
+        started = perf_counter()
         try:
-            info = rules.begin(ctx, scope) if self._begin else None
-            started = perf_counter()
             try:
                 await self.app(scope, receive, send_status)
             except Exception as exc:
-                rules.finish(ctx, scope, info, exc, status or 500, started)
+                rules.finish(ctx, exc, ctx.status or 500, started)
                 raise
-            rules.finish(ctx, scope, info, None, status, started)
+            rules.finish(ctx, None, ctx.status, started)
         finally:
             _request.reset(token)
 

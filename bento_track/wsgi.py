@@ -43,7 +43,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._context import RequestContext, _request
-from ._request_info import RequestInfo
 from ._rules import DEFAULT_STATUS, CaptureFn, CaptureRules, IdentifyFn
 
 if TYPE_CHECKING:
@@ -97,7 +96,6 @@ class BentoWSGIMiddleware:
             track_exceptions=track_exceptions,
             request_id_header=request_id_header,
         )
-        self._begin = bool(identify is not None or attach_facts)
 
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse
@@ -106,8 +104,8 @@ class BentoWSGIMiddleware:
         ctx = RequestContext(
             None, environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
         )
+        rules.begin(ctx, environ)
         token = _request.set(ctx)
-        status: list[int | None] = [None]
 
         def start(
             status_line: str,
@@ -115,7 +113,7 @@ class BentoWSGIMiddleware:
             exc_info: ExcInfo | None = None,
         ) -> Callable[[bytes], object]:
             try:
-                status[0] = int(status_line[:3])
+                ctx.status = int(status_line[:3])
             except ValueError:
                 pass  # the server will complain; not ours to judge
             if ctx.route is None:
@@ -126,20 +124,19 @@ class BentoWSGIMiddleware:
                 return start_response(status_line, headers)
             return start_response(status_line, headers, exc_info)
 
+        started = perf_counter()
         try:
-            info = rules.begin(ctx, environ) if self._begin else None
-            started = perf_counter()
             try:
                 result = self.app(environ, start)
             except Exception as exc:
-                rules.finish(ctx, environ, info, exc, status[0] or 500, started)
+                rules.finish(ctx, exc, ctx.status or 500, started)
                 raise
             if type(result) is list:  # complete already: nothing to wait for
-                rules.finish(ctx, environ, info, None, status[0], started)
+                rules.finish(ctx, None, ctx.status, started)
                 return result
         finally:
             _request.reset(token)
-        return _Response(result, rules, ctx, environ, info, status, started)
+        return _Response(result, rules, ctx, started)
 
 
 def wsgi_route(environ: Mapping[str, Any]) -> str | None:
@@ -154,55 +151,47 @@ def wsgi_route(environ: Mapping[str, Any]) -> str | None:
 
 class _Response:
     """The app's response iterable, passed through chunk by chunk; produces
-    the request's event when exhausted or closed, whichever comes first."""
+    the request's event when exhausted or closed, whichever comes first.
 
-    __slots__ = (
-        "_ctx",
-        "_environ",
-        "_info",
-        "_it",
-        "_result",
-        "_rules",
-        "_started",
-        "_status",
-    )
+    Iteration is a generator (`__iter__`): its end costs no exception of our
+    own. `close()` is a method, so the app's `close()` is called even when
+    the server closes without iterating."""
+
+    __slots__ = ("_ctx", "_result", "_rules", "_started")
 
     def __init__(
         self,
         result: Iterable[bytes],
         rules: CaptureRules,
         ctx: RequestContext,
-        environ: dict[str, Any],
-        info: RequestInfo | None,
-        status: list[int | None],
         started: float,
     ) -> None:
         self._result = result
-        self._it: Iterator[bytes] | None = None
         self._rules: CaptureRules | None = rules
         self._ctx = ctx
-        self._environ = environ
-        self._info = info
-        self._status = status
         self._started = started
 
     def __iter__(self) -> Iterator[bytes]:
-        return self
+        return self._relay()
 
-    def __next__(self) -> bytes:
-        if self._it is None:
-            self._it = iter(self._result)
-        token = _request.set(self._ctx)
-        try:
-            return next(self._it)
-        except StopIteration:
-            self._finish(None)
-            raise
-        except Exception as exc:
-            self._finish(exc)
-            raise
-        finally:
-            _request.reset(token)
+    def _relay(self) -> Iterator[bytes]:
+        ctx = self._ctx
+        it = iter(self._result)
+        while True:
+            # The request context is entered around each chunk, so a streaming
+            # generator in the app can still `track()` and `identify()`.
+            token = _request.set(ctx)
+            try:
+                chunk = next(it)
+            except StopIteration:
+                self._finish(None)
+                return
+            except Exception as exc:
+                self._finish(exc)
+                raise
+            finally:
+                _request.reset(token)
+            yield chunk
 
     def close(self) -> None:
         try:
@@ -221,7 +210,7 @@ class _Response:
         rules, self._rules = self._rules, None
         if rules is None:
             return
-        code = self._status[0]
+        code = self._ctx.status
         if error is not None and code is None:
             code = 500
-        rules.finish(self._ctx, self._environ, self._info, error, code, self._started)
+        rules.finish(self._ctx, error, code, self._started)

@@ -143,24 +143,33 @@ def test_identity_does_not_leak_between_requests(recorder: Recorder) -> None:
     assert bento_track._context.current_email() is None
 
 
-def test_identify_option_retried_at_the_end(recorder: Recorder) -> None:
-    """`identify=` returning None at the start is asked again at the end (a
-    login view's session)."""
-    calls: list[int | None] = []
+def test_identify_option_is_lazy_and_retried_at_the_end(recorder: Recorder) -> None:
+    """`identify=` runs only when an identity is needed: not for a request
+    no rule matches; in the view for a `track()` without email; and, if it
+    gave None there, once more at the end (a login view's session)."""
+    calls: list[tuple[str, int | None]] = []
 
     def identify(info: Any) -> str | None:
-        calls.append(info.status)
+        calls.append((info.path, info.status))
         return None if info.status is None else "late@example.com"
 
-    app = starlette_app(
+    async def view(request: Request) -> PlainTextResponse:
+        # What `track()` without email asks; identify= has no email yet.
+        assert bento_track._context.current_email() is None
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/view", view), Route("/plain", ok)])
+    app.add_middleware(
+        BentoMiddleware,
         client=recorder.client,
-        events={"GET /users/{user_id}": "seen"},
+        events={"GET /view": "seen"},
         identify=identify,
     )
     with TestClient(app) as http:
-        http.get("/users/1")
+        http.get("/plain")
+        http.get("/view")
 
-    assert [None, 200] == calls
+    assert [("/view", None), ("/view", 200)] == calls
     assert ["late@example.com"] == [e.email for e in recorder.events]
 
 

@@ -159,6 +159,26 @@ def test_plain_wsgi_iterable_closed_and_event_after_body(recorder: Recorder) -> 
     assert ["home"] == recorder.types()  # once
 
 
+def test_closed_without_iterating_still_closes_and_tracks(recorder: Recorder) -> None:
+    """A server that closes the response without reading it (client gone,
+    HEAD) still reaches the app's `close()`, and the request still counts."""
+    app = BentoWSGIMiddleware(
+        plain_app, client=recorder.client, events={"/": "home"}, identify=by_header
+    )
+    closed = Body.closed
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "HTTP_X_USER_EMAIL": "a@example.com",
+    }
+    body = app(environ, lambda status, headers, exc_info=None: None)
+    body.close()  # type: ignore[attr-defined]
+
+    assert 1 == Body.closed - closed
+    assert ["home"] == recorder.types()
+    assert ["a@example.com"] == [e.email for e in recorder.events]
+
+
 def test_plain_wsgi_list_returned_as_is(recorder: Recorder) -> None:
     """A list body is complete: it is returned itself, the event made at once."""
     app = BentoWSGIMiddleware(

@@ -207,6 +207,24 @@ def test_flush_returns_false_on_timeout(fast_emulator, clients) -> None:
     assert time.monotonic() - started < 1.0
 
 
+def test_configured_read_timeout_applies_to_batches(fast_emulator, clients) -> None:
+    """The worker's prebuilt batch request still carries the client's
+    timeouts: a late answer is abandoned after `read_timeout`, then retried."""
+    fast_emulator.inspect.slow_next(1, 5)
+    client = clients(
+        **fast_emulator.client_kwargs(),
+        **FAST,
+        read_timeout=0.3,
+        retry_base_delay=0.01,
+    )
+    client.track("a", email="u@example.com")
+    started = time.monotonic()
+    assert client.flush(4) is True
+    assert time.monotonic() - started < 3.0
+    stats = client.stats()
+    assert (1, 1) == (stats.sent, stats.retried)
+
+
 def test_forked_child_delivers_its_own_events(fast_emulator, clients) -> None:
     client = clients(**fast_emulator.client_kwargs(), **dict(FAST, flush_interval=60.0))
     for i in range(5):
