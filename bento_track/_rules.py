@@ -54,7 +54,7 @@ from ._context import RequestContext
 from ._internal import Counter, library_section, logger
 from ._request_info import RequestInfo
 from .errors import ConfigurationError, InvalidEventError
-from .events import Event, _check_type, normalize_json, validate_email
+from .events import Event, _check_type, _new_event, _now, normalize_json, validate_email
 
 if TYPE_CHECKING:
     from .client import Client
@@ -191,6 +191,7 @@ class CaptureRules:
         "client",
         "facts",
         "identify",
+        "may_capture",
         "track_exceptions",
         "where",
     )
@@ -232,6 +233,14 @@ class CaptureRules:
                     f"track_exceptions: {exc}", setting="track_exceptions"
                 ) from None
         self.track_exceptions = track_exceptions
+        #: whether any request can produce an event or attach request facts
+        #: (else the route is never needed)
+        self.may_capture = bool(
+            self._has_rules
+            or capture is not None
+            or track_exceptions is not None
+            or self.attach_facts
+        )
         header = str(request_id_header).strip().lower()
         self._rid_bytes = header.encode("latin-1")
         self._rid_environ = "HTTP_" + header.upper().replace("-", "_")
@@ -375,13 +384,15 @@ class CaptureRules:
                 )
             return
         # The fast path of `capture_event`: the type was checked when the rules
-        # were compiled and the facts are plain JSON built here, so only the
-        # email (a cache hit after the first request of a user) is validated.
-        try:
-            event = Event(event_type, validate_email(ctx.email), None, facts)
-        except InvalidEventError as exc:
-            report_invalid(self.where, exc)
-            return
+        # were compiled, the facts are plain JSON built here, and the request's
+        # email was validated when it was set (`identify()` or `identify=`).
+        event = _new_event(Event)
+        event.type = event_type
+        event.email = ctx.email
+        event.fields = None
+        event.details = facts
+        event.date = None
+        event.captured_at = _now()
         client = self.client
         (client if client is not None else resolve_client(None)).capture(event)
 

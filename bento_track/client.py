@@ -272,10 +272,23 @@ class Client:
 
     def capture(self, event: Event) -> None:
         """Send an already built `Event` through the `event_captured` signal."""
-        if self._direct and not _event_captured.is_muted:
-            self._enqueue(event)
-        else:
+        if not self._direct or _event_captured.is_muted:
             _event_captured.send(self, event=event)
+            return
+        # The collector's common case, as in `track`.
+        worker = self._worker
+        inbox = worker.inbox
+        if (
+            self._refuse is None
+            and not self.sync_mode
+            and self._pid == _getpid()
+            and len(inbox) + worker.held < self._max_queue
+        ):
+            inbox.append(event)
+            if len(inbox) >= worker.wake_at:
+                worker.poke()
+        else:
+            self._enqueue(event)
 
     def _collect(self, sender: Client, *, event: Event, **_: Any) -> None:
         """The collector: this client's receiver of `event_captured`."""

@@ -106,6 +106,7 @@ class BentoWSGIMiddleware:
         )
         rules.begin(ctx, environ)
         token = _request.set(ctx)
+        needs_route = rules.may_capture
 
         def start(
             status_line: str,
@@ -116,7 +117,7 @@ class BentoWSGIMiddleware:
                 ctx.status = int(status_line[:3])
             except ValueError:
                 pass  # the server will complain; not ours to judge
-            if ctx.route is None:
+            if needs_route and ctx.route is None:
                 # Flask drops its request from the environ when the app
                 # returns; while it answers, its matched rule is there.
                 ctx.route = wsgi_route(environ)
