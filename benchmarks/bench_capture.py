@@ -15,6 +15,13 @@ records per figure, default 20000). Prints one JSON line, then a table.
    `NullHandler` (budget <= 1.05x), tagged vs a stdlib `QueueHandler`
    (budget: cheaper).
 
+Figures that are compared are measured in alternation (`compare`): REPS
+rounds, each running every contender for N/REPS operations, medians kept, so
+a drift of the machine's speed during the run cannot favour either side.
+`floor.py` adds, for reference, the least any middleware doing this job can
+cost (a contextvar, a status wrapper, a dict lookup, a header read, a tuple
+appended): the part of the budget no implementation can go below here.
+
 The client is real, pointed at the emulator on loopback, with its request
 budget spent before timing starts (one request per hour): every event is
 built, validated and enqueued exactly as in production, but the worker
@@ -38,8 +45,10 @@ from typing import Any
 import bento_track
 from bento_track.emulator import EmulatorServer
 
+from .floor import FloorASGI, FloorWSGI
+
 N = int(os.environ.get("N", "20000"))
-REPS = 5
+REPS = int(os.environ.get("REPS", "9"))
 EMAIL = "u@example.com"
 HEADERS = [
     (b"host", b"example.com"),
@@ -84,15 +93,20 @@ def _identify(info: Any) -> str | None:
     return info.header("x-user-email")
 
 
-def median_us(run_block: Callable[[int], None], n: int) -> float:
-    """Median us per operation over REPS blocks of n/REPS operations."""
-    per = []
-    block = max(1, n // REPS)
+def compare(blocks: dict[str, Callable[[int], None]], n: int) -> dict[str, float]:
+    """Median us per operation of each block, measured in alternation: REPS
+    rounds, each running every block for n/REPS operations in turn, so a
+    drift of the machine's speed lands on all of them alike."""
+    per: dict[str, list[float]] = {name: [] for name in blocks}
+    count = max(1, n // REPS)
+    for run in blocks.values():
+        run(min(count, 2000))  # warm-up
     for _ in range(REPS):
-        t0 = time.perf_counter_ns()
-        run_block(block)
-        per.append((time.perf_counter_ns() - t0) / block / 1000)
-    return statistics.median(per)
+        for name, run in blocks.items():
+            t0 = time.perf_counter_ns()
+            run(count)
+            per[name].append((time.perf_counter_ns() - t0) / count / 1000)
+    return {name: statistics.median(times) for name, times in per.items()}
 
 
 def quiet_client(server: EmulatorServer) -> bento_track.Client:
@@ -124,23 +138,25 @@ def starlette_app() -> Any:
     return Starlette(routes=[Route("/signup", home, methods=["GET", "POST"])])
 
 
-def asgi_us(app: Any, n: int) -> float:
+def asgi_blocks(apps: dict[str, Any]) -> dict[str, Callable[[int], None]]:
+    """A block runner per ASGI app: `count` requests on one event loop."""
+
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         pass
 
-    async def block(count: int) -> None:
-        for _ in range(count):
-            await app(dict(SCOPE), receive, send)
-
     loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(block(min(2000, n)))  # warm-up
-        return median_us(lambda count: loop.run_until_complete(block(count)), n)
-    finally:
-        loop.close()
+
+    def runner(app: Any) -> Callable[[int], None]:
+        async def block(count: int) -> None:
+            for _ in range(count):
+                await app(dict(SCOPE), receive, send)
+
+        return lambda count: loop.run_until_complete(block(count))
+
+    return {name: runner(app) for name, app in apps.items()}
 
 
 # -- WSGI --------------------------------------------------------------------------
@@ -163,7 +179,9 @@ def trivial_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [b"ok"]
 
 
-def wsgi_us(app: Any, n: int) -> float:
+def wsgi_block(app: Any) -> Callable[[int], None]:
+    """`count` requests through a WSGI app, body read and closed as a server does."""
+
     def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
         return None
 
@@ -176,8 +194,7 @@ def wsgi_us(app: Any, n: int) -> float:
             if close is not None:
                 close()
 
-    block(min(2000, n))
-    return median_us(block, n)
+    return block
 
 
 # -- logging -----------------------------------------------------------------------
@@ -191,15 +208,14 @@ def logger_with(name: str, handler: logging.Handler) -> logging.Logger:
     return log
 
 
-def log_us(log: logging.Logger, n: int, tagged: bool) -> float:
+def log_block(log: logging.Logger, tagged: bool) -> Callable[[int], None]:
     extra = {"bento": {"email": EMAIL}} if tagged else None
 
     def block(count: int) -> None:
         for _ in range(count):
             log.warning("payment failed for %s", EMAIL, extra=extra)
 
-    block(min(2000, n))
-    return median_us(block, n)
+    return block
 
 
 # -- the run -----------------------------------------------------------------------
@@ -217,56 +233,95 @@ def main() -> dict[str, Any]:
         client = quiet_client(server)
         before = client.stats().enqueued
 
-        out["asgi_bare_us"] = asgi_us(starlette_app(), N)
-        ours = BentoMiddleware(
-            starlette_app(), client=client, events=RULES, identify=_identify
-        )
-        out["asgi_bento_us"] = asgi_us(ours, N)
-
-        out["wsgi_bare_us"] = wsgi_us(flask_app(), N)
-        ours_wsgi = BentoWSGIMiddleware(
-            flask_app(), client=client, events=RULES, identify=_identify
-        )
-        out["wsgi_bento_us"] = wsgi_us(ours_wsgi, N)
-        out["wsgi_trivial_bare_us"] = wsgi_us(trivial_wsgi, N)
-        out["wsgi_trivial_bento_us"] = wsgi_us(
-            BentoWSGIMiddleware(
-                trivial_wsgi, client=client, events=RULES, identify=_identify
+        asgi = compare(
+            asgi_blocks(
+                {
+                    "bare": starlette_app(),
+                    "bento": BentoMiddleware(
+                        starlette_app(), client=client, events=RULES, identify=_identify
+                    ),
+                    "floor": FloorASGI(starlette_app()),
+                }
             ),
             N,
         )
+        out["asgi_bare_us"] = asgi["bare"]
+        out["asgi_bento_us"] = asgi["bento"]
+        out["asgi_floor_us"] = asgi["floor"]
 
-        out["log_null_untagged_us"] = log_us(
-            logger_with("null", logging.NullHandler()), N, tagged=False
-        )
-        out["log_bento_untagged_us"] = log_us(
-            logger_with("bento_u", BentoHandler(client=client)), N, tagged=False
-        )
-        out["log_queue_tagged_us"] = log_us(
-            logger_with("queue", logging.handlers.QueueHandler(queue.SimpleQueue())),
+        wsgi = compare(
+            {
+                "bare": wsgi_block(flask_app()),
+                "bento": wsgi_block(
+                    BentoWSGIMiddleware(
+                        flask_app(), client=client, events=RULES, identify=_identify
+                    )
+                ),
+                "floor": wsgi_block(FloorWSGI(flask_app())),
+                "trivial_bare": wsgi_block(trivial_wsgi),
+                "trivial_bento": wsgi_block(
+                    BentoWSGIMiddleware(
+                        trivial_wsgi, client=client, events=RULES, identify=_identify
+                    )
+                ),
+            },
             N,
-            tagged=True,
         )
-        out["log_bento_tagged_us"] = log_us(
-            logger_with("bento_t", BentoHandler(client=client)), N, tagged=True
+        out["wsgi_bare_us"] = wsgi["bare"]
+        out["wsgi_bento_us"] = wsgi["bento"]
+        out["wsgi_floor_us"] = wsgi["floor"]
+        out["wsgi_trivial_bare_us"] = wsgi["trivial_bare"]
+        out["wsgi_trivial_bento_us"] = wsgi["trivial_bento"]
+
+        logs = compare(
+            {
+                "null_untagged": log_block(
+                    logger_with("null", logging.NullHandler()), tagged=False
+                ),
+                "bento_untagged": log_block(
+                    logger_with("bento_u", BentoHandler(client=client)), tagged=False
+                ),
+                "queue_tagged": log_block(
+                    logger_with(
+                        "queue", logging.handlers.QueueHandler(queue.SimpleQueue())
+                    ),
+                    tagged=True,
+                ),
+                "bento_tagged": log_block(
+                    logger_with("bento_t", BentoHandler(client=client)), tagged=True
+                ),
+            },
+            N,
         )
+        for name, value in logs.items():
+            kind, tag = name.split("_")
+            out[f"log_{kind}_{tag}_us"] = value
         out["events_enqueued"] = client.stats().enqueued - before
         client.shutdown(0)
 
-    # Sentry last: its init installs process-wide hooks.
+    # Sentry last: its init installs process-wide hooks. Shown for reference.
     sentry_sdk.init(
         dsn="http://k@127.0.0.1:9/1",
         traces_sample_rate=0.0,
         default_integrations=False,
     )
-    out["asgi_sentry_us"] = asgi_us(SentryAsgiMiddleware(starlette_app()), N)
-    out["wsgi_sentry_us"] = wsgi_us(SentryWsgiMiddleware(flask_app()), N)
+    sentry = compare(
+        {
+            "asgi": asgi_blocks({"a": SentryAsgiMiddleware(starlette_app())})["a"],
+            "wsgi": wsgi_block(SentryWsgiMiddleware(flask_app())),
+        },
+        N,
+    )
+    out["asgi_sentry_us"] = sentry["asgi"]
+    out["wsgi_sentry_us"] = sentry["wsgi"]
 
     for key in list(out):
         if key.endswith("_us"):
             out[key] = round(out[key], 2)
     out["asgi_ratio"] = round(out["asgi_bento_us"] / out["asgi_bare_us"], 3)
     out["asgi_sentry_ratio"] = round(out["asgi_sentry_us"] / out["asgi_bare_us"], 3)
+    out["asgi_floor_ratio"] = round(out["asgi_floor_us"] / out["asgi_bare_us"], 3)
+    out["wsgi_floor_ratio"] = round(out["wsgi_floor_us"] / out["wsgi_bare_us"], 3)
     out["wsgi_ratio"] = round(out["wsgi_bento_us"] / out["wsgi_bare_us"], 3)
     out["wsgi_sentry_ratio"] = round(out["wsgi_sentry_us"] / out["wsgi_bare_us"], 3)
     out["wsgi_fixed_cost_us"] = round(
@@ -291,6 +346,13 @@ def table(out: dict[str, Any]) -> str:
             "<= 1.15",
         ),
         (
+            "ASGI, least possible middleware",
+            "asgi_floor_us",
+            "asgi_bare_us",
+            "bare Starlette",
+            "-",
+        ),
+        (
             "ASGI request (Sentry)",
             "asgi_sentry_us",
             "asgi_bare_us",
@@ -303,6 +365,13 @@ def table(out: dict[str, Any]) -> str:
             "wsgi_bare_us",
             "bare Flask",
             "<= 1.15",
+        ),
+        (
+            "WSGI, least possible middleware",
+            "wsgi_floor_us",
+            "wsgi_bare_us",
+            "bare Flask",
+            "-",
         ),
         ("WSGI request (Sentry)", "wsgi_sentry_us", "wsgi_bare_us", "bare Flask", "-"),
         (

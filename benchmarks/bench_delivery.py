@@ -1,7 +1,8 @@
 """Delivery benchmark: bento_track next to Segment's analytics-python, one run.
 
 Run: `.venv/bin/python -m benchmarks.bench_delivery` (env `N` events per
-figure, default 20000; `SUSTAIN_WINDOWS`, `SUSTAIN_LIMIT`, `SUSTAIN_WINDOW`
+figure, default 20000; `ROUNDS` alternated rounds of ours then Segment's,
+default 3, medians reported; `SUSTAIN_WINDOWS`, `SUSTAIN_LIMIT`, `SUSTAIN_WINDOW`
 for the rate-ceiling figure). Prints one JSON line, then a table.
 
 1. `track()` hot path, ns/call: ours vs Segment's `Client.track` (budget <= 1/8).
@@ -197,14 +198,36 @@ def _batch_requests(server: Any) -> list[dict[str, Any]]:
     return [r for r in server.inspect.requests() if r["path"].endswith("/batch/events")]
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the rounds (the runs kept as they were)."""
+    out: dict[str, Any] = {}
+    for key in runs[0]:
+        values = [run[key] for run in runs]
+        out[key] = statistics.median(values)
+    out["rounds"] = runs
+    return out
+
+
 def main() -> None:
+    rounds = int(os.environ.get("ROUNDS", "3"))
     sink = start_sink()
+    ours_runs: list[dict[str, Any]] = []
+    seg_runs: list[dict[str, Any]] = []
     try:
-        ours = bench_ours(N)
-        seg = bench_segment(N)
+        # Alternated, so a drift of the machine's speed lands on both alike.
+        for _ in range(rounds):
+            ours_runs.append(bench_ours(N))
+            seg_runs.append(bench_segment(N))
     finally:
         sink.terminate()
-    out: dict[str, Any] = {"N": N, "bento_track": ours, "segment": seg}
+    ours = _median_run(ours_runs)
+    seg = _median_run(seg_runs)
+    out: dict[str, Any] = {
+        "N": N,
+        "rounds": rounds,
+        "bento_track": ours,
+        "segment": seg,
+    }
     out["track_ratio"] = round(ours["track_ns"] / seg["track_ns"], 4)
     out["cpu_ratio"] = round(ours["cpu_us_per_event"] / seg["cpu_us_per_event"], 4)
     try:

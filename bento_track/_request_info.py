@@ -51,6 +51,10 @@ class Headers(Mapping[str, str]):
         return f"Headers({sorted(self._items)!r})"
 
 
+#: header name -> its WSGI environ key (the few names `identify=` asks for)
+_environ_keys: dict[str, str] = {}
+
+
 class RequestInfo:
     """One request, as the `identify=` and `capture=` callables see it.
 
@@ -132,9 +136,13 @@ class RequestInfo:
                 if key == wanted:
                     return str(value.decode("latin-1"))
             return default
-        key = name.upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
+        key = _environ_keys.get(name)
+        if key is None:
+            key = name.upper().replace("-", "_")
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                key = "HTTP_" + key
+            if len(_environ_keys) < 256:
+                _environ_keys[name] = key
         found = (self.environ or {}).get(key)
         return default if found is None else str(found)
 
