@@ -157,7 +157,9 @@ def current_email() -> str | None:
     ctx = _request.get()
     if ctx is not None:
         if ctx.email is None and ctx.resolver is not None and not ctx.asked:
-            # The middleware's `identify=`, asked only when someone needs it.
+            # The middleware's `identify=`, asked only when someone needs it;
+            # claimed first, so it is never asked twice at once.
+            ctx.asked = 1
             ctx.resolver.resolve(ctx)
         return ctx.email
     return _email.get()

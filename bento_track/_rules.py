@@ -16,11 +16,12 @@ Options (the same names on `BentoMiddleware` and `BentoWSGIMiddleware`):
   after every request (whatever the status) for anything richer than a
   lookup: return None for no event, an event type, a dict with `type` and
   optional `email`, `fields`, `details`, or a built `Event`.
-- `identify=`: a callable `RequestInfo -> str | None` giving the user's email,
-  called the first time the request needs an identity (a `track()` without
-  email in the view, a tagged log record, or a rule's event at the end) and,
-  if it gave None, once more at the end (so a login view's new session
-  counts). A request that needs no identity never calls it.
+- `identify=`: a callable `RequestInfo -> str | None` giving the user's email.
+  It is asked when the request starts if an event may come of it (a rule for
+  its method, `capture=`, `track_exceptions=`), so a logout event names the
+  user who logged out; other requests ask it only when something first needs
+  an identity (a `track()` without email in the view). If it gave None, it is
+  asked once more at the end (so a login view's new session counts).
 - `facts=True`: rule, `capture=` and `track_exceptions=` events carry the
   request facts in `details` (method, path, route, status, duration_ms, and
   request_id / user_agent when the request has them).
@@ -178,6 +179,7 @@ class CaptureRules:
     end. Immutable after construction: nothing is kept between requests."""
 
     __slots__ = (
+        "_eager_methods",
         "_has_rules",
         "_rid_bytes",
         "_rid_environ",
@@ -233,6 +235,14 @@ class CaptureRules:
                     f"track_exceptions: {exc}", setting="track_exceptions"
                 ) from None
         self.track_exceptions = track_exceptions
+        #: methods whose requests ask `identify=` at the start (None: all), as
+        #: their events may need the identity; routes are not known yet
+        self._eager_methods: frozenset[str] | None
+        if capture is not None or track_exceptions is not None or "*" in self._wild:
+            self._eager_methods = None
+        else:
+            methods = {method for method, _ in self._table} | set(self._wild)
+            self._eager_methods = None if "*" in methods else frozenset(methods)
         #: whether any request can produce an event or attach request facts
         #: (else the route is never needed)
         self.may_capture = bool(
@@ -248,15 +258,23 @@ class CaptureRules:
     # -- request start ------------------------------------------------------------
 
     def begin(self, ctx: RequestContext, source: Mapping[str, Any]) -> None:
-        """Call at request start, before the context is entered. Nothing is
-        asked of `identify=` yet: it runs the first time an identity is needed
-        (a `track()` without email in the view, or a rule's event at the end)."""
+        """Call at request start, context entered. `identify=` is asked now
+        when an event of this request may need the identity (so a logout
+        event names the user who logged out); otherwise only when something
+        first needs it (a `track()` without email in the view)."""
         ctx.source = source
-        if self.identify is not None:
-            ctx.resolver = self
-        if self.attach_facts:
-            ctx.attach_facts = True
-            self._read_headers(ctx, source)
+        try:
+            if self.attach_facts:
+                ctx.attach_facts = True
+                self._read_headers(ctx, source)
+            if self.identify is not None:
+                ctx.resolver = self
+                eager = self._eager_methods
+                if eager is None or ctx.method in eager:
+                    ctx.asked = 1
+                    self.resolve(ctx)
+        except Exception:
+            internal_error(self.where)
 
     def request_info(self, ctx: RequestContext) -> RequestInfo:
         """The request's `RequestInfo`, made on first use."""
@@ -270,11 +288,12 @@ class CaptureRules:
         return info
 
     def resolve(self, ctx: RequestContext) -> None:
-        """Ask `identify=` for the request's email (into `ctx.email`). A None
-        answer may be asked again at the end (a login view's new session);
-        a raising callable or a malformed email is reported and not retried."""
+        """Ask `identify=` for the request's email (into `ctx.email`). Callers
+        set `ctx.asked` first (1: may ask again at the end, for a login view's
+        new session; 2: the last time), so a callable that itself needs the
+        identity, or another thread of the request, never asks twice at once.
+        A raising callable or a malformed email is reported and not retried."""
         assert self.identify is not None
-        ctx.asked = 2 if ctx.asked else 1
         try:
             email = self.identify(self.request_info(ctx))
         except Exception:
@@ -336,6 +355,7 @@ class CaptureRules:
             if ctx.route is None:
                 ctx.route = self._route_of(source)
             if ctx.email is None and ctx.asked < 2 and self.identify is not None:
+                ctx.asked = 2
                 self.resolve(ctx)
             facts: dict[str, Any] | None = None
             if self.facts:

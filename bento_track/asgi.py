@@ -124,7 +124,6 @@ class BentoMiddleware:
             return
         rules = self._rules
         ctx = RequestContext(None, scope["method"], scope["path"])
-        rules.begin(ctx, scope)
         token = _request.set(ctx)
 
         def send_status(message: Message) -> Awaitable[None]:
@@ -135,6 +134,7 @@ class BentoMiddleware:
 
         started = perf_counter()
         try:
+            rules.begin(ctx, scope)
             try:
                 await self.app(scope, receive, send_status)
             except Exception as exc:

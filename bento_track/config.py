@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import httpx
+
 from .errors import ConfigurationError
 
 __all__ = ["DEFAULT_BASE_URL", "Config"]
@@ -157,7 +159,10 @@ class Config:
             parts = urlsplit(url)
             host = parts.hostname or ""
             parts.port  # noqa: B018 - raises ValueError on a malformed port
-        except ValueError as exc:
+            # httpx is stricter than urlsplit (IDNA hosts, characters): what it
+            # refuses must fail here, not later on the capture path.
+            httpx.URL(url)
+        except (ValueError, httpx.InvalidURL) as exc:
             raise ConfigurationError(
                 f"{where} is malformed: {url!r} ({exc})", setting="base_url"
             ) from None

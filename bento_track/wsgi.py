@@ -104,7 +104,6 @@ class BentoWSGIMiddleware:
         ctx = RequestContext(
             None, environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
         )
-        rules.begin(ctx, environ)
         token = _request.set(ctx)
         needs_route = rules.may_capture
 
@@ -127,6 +126,7 @@ class BentoWSGIMiddleware:
 
         started = perf_counter()
         try:
+            rules.begin(ctx, environ)
             try:
                 result = self.app(environ, start)
             except Exception as exc:

@@ -96,6 +96,7 @@ BAD_SETTINGS: list[tuple[str, dict[str, Any], str, str]] = [
     ("plain http to a remote host", {"environ": env(BENTO_BASE_URL="http://bento.example.com/api/v1")}, "base_url", "allow_insecure_http"),
     ("credentials in the URL", {"environ": env(BENTO_BASE_URL="https://pk:sk@app.bentonow.com/api/v1")}, "base_url", "credentials"),
     ("bad port", {"environ": env(BENTO_BASE_URL="https://example.com:99999/api")}, "base_url", "malformed"),
+    ("host httpx refuses", {"environ": env(BENTO_BASE_URL="https://ex\u00e4mple..com/api")}, "base_url", "malformed"),
     ("bad insecure flag", {"environ": env(BENTO_ALLOW_INSECURE_HTTP="maybe")}, "allow_insecure_http", "BENTO_ALLOW_INSECURE_HTTP"),
     ("zero timeout", {"environ": env(), "read_timeout": 0}, "read_timeout", "seconds"),
 ]

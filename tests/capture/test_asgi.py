@@ -143,10 +143,13 @@ def test_identity_does_not_leak_between_requests(recorder: Recorder) -> None:
     assert bento_track._context.current_email() is None
 
 
-def test_identify_option_is_lazy_and_retried_at_the_end(recorder: Recorder) -> None:
-    """`identify=` runs only when an identity is needed: not for a request
-    no rule matches; in the view for a `track()` without email; and, if it
-    gave None there, once more at the end (a login view's session)."""
+def test_identify_option_asked_when_needed_and_retried_at_the_end(
+    recorder: Recorder,
+) -> None:
+    """`identify=` is asked at the start of a request a rule may match (its
+    method), and again at the end if it gave None (a login view's session);
+    for other requests only when something needs an identity, and never for
+    a request that needs none."""
     calls: list[tuple[str, int | None]] = []
 
     def identify(info: Any) -> str | None:
@@ -158,19 +161,54 @@ def test_identify_option_is_lazy_and_retried_at_the_end(recorder: Recorder) -> N
         assert bento_track._context.current_email() is None
         return PlainTextResponse("ok")
 
-    app = Starlette(routes=[Route("/view", view), Route("/plain", ok)])
+    app = Starlette(
+        routes=[
+            Route("/view", view),
+            Route("/plain", ok),
+            Route("/submit", ok, methods=["POST"]),
+        ]
+    )
     app.add_middleware(
         BentoMiddleware,
         client=recorder.client,
-        events={"GET /view": "seen"},
+        events={"POST /submit": "submitted"},
         identify=identify,
     )
     with TestClient(app) as http:
         http.get("/plain")
         http.get("/view")
+        http.post("/submit")
 
-    assert [("/view", None), ("/view", 200)] == calls
+    assert [("/view", None), ("/submit", None), ("/submit", 200)] == calls
     assert ["late@example.com"] == [e.email for e in recorder.events]
+
+
+def test_rule_event_names_who_the_request_started_as(recorder: Recorder) -> None:
+    """A logout view clears the session; its event still names the user."""
+
+    async def logout(request: Request) -> PlainTextResponse:
+        request.scope["session"].clear()
+        return PlainTextResponse("bye")
+
+    inner = Starlette(routes=[Route("/logout", logout, methods=["POST"])])
+    inner.add_middleware(
+        BentoMiddleware,
+        client=recorder.client,
+        events={"POST /logout": "account.logout"},
+        identify=lambda info: info.scope["session"].get("email"),
+    )
+
+    async def with_session(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope["session"] = {"email": "ann@example.com"}
+        await inner(scope, receive, send)
+
+    with TestClient(with_session) as http:
+        assert 200 == http.post("/logout").status_code
+
+    assert [("account.logout", "ann@example.com")] == [
+        (e.type, e.email) for e in recorder.events
+    ]
 
 
 def test_status_filter(recorder: Recorder) -> None:
