@@ -375,6 +375,11 @@ class CaptureRules:
                 self._run_capture(ctx, error, facts)
         except Exception:
             internal_error(self.where)
+        finally:
+            # The request is over: tasks it started may keep the context (and
+            # this object) alive, but not the scope or environ, and no later
+            # `track()` asks `identify=` about a finished request.
+            ctx.resolver = ctx.source = ctx.info = None
 
     def _match(self, method: str, route: str | None, path: str) -> str | None:
         table = self._table

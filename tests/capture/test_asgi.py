@@ -533,3 +533,28 @@ def test_track_inside_a_request_carries_facts_when_attach_facts_is_set() -> None
     assert event.details["rows"] == 3
     assert event.details["method"] == "GET"
     assert event.details["path"] == "/reports/7"
+
+
+def test_finished_request_lets_go_of_the_scope(recorder: Recorder) -> None:
+    """A context kept after the request (a task it started) keeps its identity
+    but not the scope, and no longer asks `identify=`."""
+    seen: list[Any] = []
+
+    async def view(request: Request) -> PlainTextResponse:
+        seen.append(bento_track._context.current_request())
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/signup", view, methods=["POST"])])
+    app.add_middleware(
+        BentoMiddleware,
+        client=recorder.client,
+        events={"POST /signup": "account.signup"},
+        identify=by_header,
+    )
+    with TestClient(app) as http:
+        http.post("/signup", headers=HDR)
+
+    (ctx,) = seen
+    assert (None, None, None) == (ctx.source, ctx.resolver, ctx.info)
+    assert "ann@example.com" == ctx.email
+    assert ["account.signup"] == recorder.types()
