@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from ._context import current_email
 from ._internal import Counter, internal_errors, library_section, logger
-from .errors import InvalidEventError
-from .events import Event, normalize_fields, normalize_json
+from .errors import ConfigurationError, InvalidEventError
+from .events import Event, _check_type, normalize_fields, normalize_json
 
 if TYPE_CHECKING:
     from .client import Client
 
 __all__ = [
     "capture_event",
+    "configured_type",
     "exception_summary",
     "internal_error",
     "invalid_events",
@@ -38,6 +39,15 @@ def resolve_client(client: Client | None) -> Client:
     from ._default import get_client  # late: _default imports client
 
     return get_client()
+
+
+def configured_type(value: object, *, setting: str, label: str) -> str:
+    """An event type given as an option, checked when the option is given: a
+    bad one is a `ConfigurationError` naming `setting`, prefixed by `label`."""
+    try:
+        return _check_type(value)
+    except InvalidEventError as exc:
+        raise ConfigurationError(f"{label}: {exc}", setting=setting) from None
 
 
 def report_invalid(where: str, exc: Exception) -> None:

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._capture import (
     capture_event,
+    configured_type,
     exception_summary,
     internal_error,
     report_invalid,
@@ -55,7 +56,7 @@ from ._context import RequestContext
 from ._internal import Counter, library_section, logger
 from ._request_info import RequestInfo
 from .errors import ConfigurationError, InvalidEventError
-from .events import Event, _check_type, _new_event, _now, normalize_json, validate_email
+from .events import Event, _new_event, _now, normalize_json, validate_email
 
 if TYPE_CHECKING:
     from .client import Client
@@ -110,12 +111,9 @@ def compile_events(
                 '"METHOD *" (e.g. "POST /signup")',
                 setting="events",
             )
-        try:
-            checked = _check_type(event_type)
-        except InvalidEventError as exc:
-            raise ConfigurationError(
-                f"events[{key!r}]: {exc}", setting="events"
-            ) from None
+        checked = configured_type(
+            event_type, setting="events", label=f"events[{key!r}]"
+        )
         slot = (method, target)
         if (slot in table) or (target == "*" and method in wild):
             raise ConfigurationError(
@@ -228,12 +226,9 @@ class CaptureRules:
         self.facts = bool(facts)
         self.attach_facts = bool(attach_facts)
         if track_exceptions is not None:
-            try:
-                track_exceptions = _check_type(track_exceptions)
-            except InvalidEventError as exc:
-                raise ConfigurationError(
-                    f"track_exceptions: {exc}", setting="track_exceptions"
-                ) from None
+            track_exceptions = configured_type(
+                track_exceptions, setting="track_exceptions", label="track_exceptions"
+            )
         self.track_exceptions = track_exceptions
         #: methods whose requests ask `identify=` at the start (None: all), as
         #: their events may need the identity; routes are not known yet

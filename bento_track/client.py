@@ -251,23 +251,7 @@ class Client:
         event = Event.build(
             type, email=email, fields=fields, details=details, date=date
         )
-        if not self._direct or _event_captured.is_muted:
-            _event_captured.send(self, event=event)
-            return event
-        # The collector, inlined for the common case (see `_enqueue`).
-        worker = self._worker
-        inbox = worker.inbox
-        if (
-            self._refuse is None
-            and not self.sync_mode
-            and self._pid == _getpid()
-            and len(inbox) + worker.held < self._max_queue
-        ):
-            inbox.append(event)
-            if len(inbox) >= worker.wake_at:
-                worker.poke()
-        else:
-            self._enqueue(event)
+        self.capture(event)
         return event
 
     def capture(self, event: Event) -> None:
@@ -275,7 +259,8 @@ class Client:
         if not self._direct or _event_captured.is_muted:
             _event_captured.send(self, event=event)
             return
-        # The collector's common case, as in `track`.
+        # The collector, inlined for the common case (see `_enqueue`): this runs
+        # for every event the application captures.
         worker = self._worker
         inbox = worker.inbox
         if (

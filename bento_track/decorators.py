@@ -37,10 +37,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import wrapt
 
-from ._capture import capture_event, internal_error
+from ._capture import capture_event, configured_type, internal_error
 from ._context import current_request
-from .errors import ConfigurationError, InvalidEventError
-from .events import _check_type
+from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from .client import Client
@@ -153,10 +152,7 @@ def track_event(
             setting="when",
         )
     if not callable(type):
-        try:
-            type = _check_type(type)
-        except InvalidEventError as exc:
-            raise ConfigurationError(f"track_event: {exc}", setting="type") from None
+        type = configured_type(type, setting="type", label="track_event")
     on_success = when != "error"
     on_error = when != "success"
     where = f"@track_event({type!r})" if isinstance(type, str) else "@track_event"

@@ -4,7 +4,6 @@ list (for unit tests), and a real client delivering to the emulator."""
 from __future__ import annotations
 
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,17 +23,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
 
-__all__ = ["Failures", "Recorder", "TestClient", "delivered", "wait_until"]
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll `predicate` until true; fail the test at the deadline (no bare sleep)."""
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        tick.wait(0.01)
+__all__ = ["Failures", "Recorder", "TestClient", "delivered"]
 
 
 class Recorder:
