@@ -94,17 +94,20 @@ class RequestContext:
         """The request facts as a `details` dict: method, path, route, status
         and duration_ms (None while unknown), then request_id and user_agent
         when the request has them, then `extra`."""
+        # One literal, absent ones deleted after: cheaper than growing the dict.
         out: dict[str, Any] = {
             "method": self.method,
             "path": self.path,
             "route": self.route,
             "status": self.status,
             "duration_ms": self.duration_ms,
+            "request_id": self.request_id,
+            "user_agent": self.user_agent,
         }
-        if self.request_id is not None:
-            out["request_id"] = self.request_id
-        if self.user_agent is not None:
-            out["user_agent"] = self.user_agent
+        if self.request_id is None:
+            del out["request_id"]
+        if self.user_agent is None:
+            del out["user_agent"]
         if self._extra:
             out.update(self._extra)
         return out

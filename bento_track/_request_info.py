@@ -51,7 +51,8 @@ class Headers(Mapping[str, str]):
         return f"Headers({sorted(self._items)!r})"
 
 
-#: header name -> its WSGI environ key (the few names `identify=` asks for)
+#: header name -> its ASGI / WSGI environ key (the few names `identify=` asks for)
+_scope_keys: dict[str, bytes] = {}
 _environ_keys: dict[str, str] = {}
 
 
@@ -86,11 +87,11 @@ class RequestInfo:
     def __init__(
         self,
         ctx: RequestContext,
-        *,
         scope: Mapping[str, Any] | None = None,
         environ: Mapping[str, Any] | None = None,
         error: BaseException | None = None,
     ) -> None:
+        # Positional: a keyword call to a class builds a dict of them first.
         self._ctx = ctx
         self.scope = scope
         self.environ = environ
@@ -131,10 +132,14 @@ class RequestInfo:
         if self._headers is not None:
             return self._headers.get(name, default)
         if self.scope is not None:
-            wanted = name.lower().encode("latin-1")
+            wanted = _scope_keys.get(name)
+            if wanted is None:
+                wanted = name.lower().encode("latin-1")
+                if len(_scope_keys) < 256:
+                    _scope_keys[name] = wanted
             for key, value in self.scope.get("headers") or ():
                 if key == wanted:
-                    return str(value.decode("latin-1"))
+                    return value.decode("latin-1")  # type: ignore[no-any-return]
             return default
         key = _environ_keys.get(name)
         if key is None:

@@ -260,13 +260,15 @@ class Client:
             _event_captured.send(self, event=event)
             return
         # The collector, inlined for the common case (see `_enqueue`): this runs
-        # for every event the application captures.
+        # for every event the application captures. No pid check here (a
+        # syscall, microseconds inside a busy request): a forked child gets
+        # a fresh worker from the `os.register_at_fork` hook before it runs
+        # any Python code.
         worker = self._worker
         inbox = worker.inbox
         if (
             self._refuse is None
             and not self.sync_mode
-            and self._pid == _getpid()
             and len(inbox) + worker.held < self._max_queue
         ):
             inbox.append(event)

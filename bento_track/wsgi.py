@@ -12,8 +12,10 @@ app.wsgi_app = BentoWSGIMiddleware(                  # Flask
 The options are those of `bento_track.asgi.BentoMiddleware` (see
 `bento_track._rules`). `start_response` is wrapped to learn the status
 (`exc_info` passed through); the response iterable is passed through lazily,
-one chunk at a time, with the request context entered around each chunk (so a
-streaming generator can still `track()`), and its `close()` called. The event
+one chunk at a time, and its `close()` called. Each request runs in a context
+of its own (a copy of the server's, as every ASGI request runs in its task's),
+the body is read in it too (so a streaming generator can still `track()`),
+and what the app sets in contextvars ends with the request. The event
 is produced when the body is exhausted or closed, so the duration covers
 streaming; a response that is a plain list is complete already, is returned
 as is, and its event produced at once. Nothing is kept on the middleware
@@ -38,6 +40,7 @@ Flask clears it when the request ends) when there is one, else the raw path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import copy_context
 from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -100,44 +103,11 @@ class BentoWSGIMiddleware:
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        rules = self._rules
-        ctx = RequestContext(
-            None, environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
-        )
-        token = _request.set(ctx)
-        needs_route = rules.may_capture
-
-        def start(
-            status_line: str,
-            headers: list[tuple[str, str]],
-            exc_info: ExcInfo | None = None,
-        ) -> Callable[[bytes], object]:
-            try:
-                ctx.status = int(status_line[:3])
-            except ValueError:
-                pass  # the server will complain; not ours to judge
-            if needs_route and ctx.route is None:
-                # Flask drops its request from the environ when the app
-                # returns; while it answers, its matched rule is there.
-                ctx.route = wsgi_route(environ)
-            if exc_info is None:
-                return start_response(status_line, headers)
-            return start_response(status_line, headers, exc_info)
-
-        started = perf_counter()
-        try:
-            rules.begin(ctx, environ)
-            try:
-                result = self.app(environ, start)
-            except Exception as exc:
-                rules.finish(ctx, exc, ctx.status or 500, started)
-                raise
-            if type(result) is list:  # complete already: nothing to wait for
-                rules.finish(ctx, None, ctx.status, started)
-                return result
-        finally:
-            _request.reset(token)
-        return _Response(result, rules, ctx, started)
+        exchange = _Exchange(self._rules, environ, start_response)
+        # The request runs in a context of its own (as each ASGI request runs
+        # in its task's): what it sets there, this middleware's request
+        # context included, ends with it, and its body is read in it too.
+        return exchange.context.run(exchange.serve, self.app)
 
 
 def wsgi_route(environ: Mapping[str, Any]) -> str | None:
@@ -150,68 +120,132 @@ def wsgi_route(environ: Mapping[str, Any]) -> str | None:
     return rule if isinstance(rule, str) else None
 
 
-class _Response:
-    """The app's response iterable, passed through chunk by chunk; produces
-    the request's event when exhausted or closed, whichever comes first.
+class _Exchange:
+    """One request's passage through the middleware: its `start_response`
+    wrapper (to learn the status) and then the response iterable handed to
+    the server (one object per request, rather than a closure and a
+    wrapper).
 
-    Iteration is a generator (`__iter__`): its end costs no exception of our
-    own. `close()` is a method, so the app's `close()` is called even when
-    the server closes without iterating."""
+    The body passes through chunk by chunk, each read inside the request's
+    context (so a streaming generator can still `track()` and `identify()`)
+    by `Context.run(next, it, _END)`: no contextvar set and reset, no
+    `StopIteration` of our own. The request's event is produced when the
+    body is exhausted or closed, whichever comes first. `close()` is a
+    method, so the app's `close()` is called even when the server closes
+    without iterating."""
 
-    __slots__ = ("_ctx", "_result", "_rules", "_started")
+    __slots__ = (
+        "_start_response",
+        "context",
+        "ctx",
+        "environ",
+        "result",
+        "rules",
+        "started",
+    )
 
     def __init__(
         self,
-        result: Iterable[bytes],
         rules: CaptureRules,
-        ctx: RequestContext,
-        started: float,
+        environ: dict[str, Any],
+        start_response: StartResponse,
     ) -> None:
-        self._result = result
-        self._rules: CaptureRules | None = rules
-        self._ctx = ctx
-        self._started = started
+        self.rules: CaptureRules | None = rules
+        self.ctx = RequestContext(
+            None, environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+        )
+        self.environ = environ
+        self._start_response = start_response
+        self.result: Iterable[bytes] = ()
+        self.context = copy_context()
+        self.started = perf_counter()
+
+    def serve(self, app: WSGIApp) -> Iterable[bytes]:
+        """Run the app, in `self.context`; return what the server gets."""
+        rules = self.rules
+        assert rules is not None
+        ctx = self.ctx
+        _request.set(ctx)
+        rules.begin(ctx, self.environ)
+        try:
+            result = app(self.environ, self.start_response)
+        except Exception as exc:
+            rules.finish(ctx, exc, ctx.status or 500, self.started)
+            raise
+        if type(result) is list:  # complete already: nothing to wait for
+            rules.finish(ctx, None, ctx.status, self.started)
+            return result
+        self.result = result
+        return self
+
+    def start_response(
+        self,
+        status_line: str,
+        headers: list[tuple[str, str]],
+        exc_info: ExcInfo | None = None,
+    ) -> Callable[[bytes], object]:
+        ctx = self.ctx
+        code = _status_codes.get(status_line)
+        ctx.status = code if code is not None else _status_code(status_line)
+        rules = self.rules
+        if rules is not None and rules.may_capture and ctx.route is None:
+            # Flask drops its request from the environ when the app returns;
+            # while it answers, its matched rule is there.
+            ctx.route = wsgi_route(self.environ)
+        if exc_info is None:
+            return self._start_response(status_line, headers)
+        return self._start_response(status_line, headers, exc_info)
 
     def __iter__(self) -> Iterator[bytes]:
         return self._relay()
 
     def _relay(self) -> Iterator[bytes]:
-        ctx = self._ctx
-        it = iter(self._result)
-        while True:
-            # The request context is entered around each chunk, so a streaming
-            # generator in the app can still `track()` and `identify()`.
-            token = _request.set(ctx)
-            try:
-                chunk = next(it)
-            except StopIteration:
-                self._finish(None)
-                return
-            except Exception as exc:
-                self._finish(exc)
-                raise
-            finally:
-                _request.reset(token)
-            yield chunk
+        run = self.context.run
+        it = iter(self.result)
+        try:
+            chunk = run(next, it, _END)
+            while chunk is not _END:
+                yield chunk
+                chunk = run(next, it, _END)
+        except Exception as exc:
+            self._finish(exc)
+            raise
+        self._finish(None)
 
     def close(self) -> None:
         try:
-            close = getattr(self._result, "close", None)
+            close = getattr(self.result, "close", None)
             if close is not None:
-                close()
+                self.context.run(close)
         finally:
-            if self._rules is not None:
-                token = _request.set(self._ctx)
-                try:
-                    self._finish(None)
-                finally:
-                    _request.reset(token)
+            if self.rules is not None:
+                self.context.run(self._finish, None)
 
     def _finish(self, error: BaseException | None) -> None:
-        rules, self._rules = self._rules, None
+        rules, self.rules = self.rules, None
         if rules is None:
             return
-        code = self._ctx.status
+        code = self.ctx.status
         if error is not None and code is None:
             code = 500
-        rules.finish(self._ctx, error, code, self._started)
+        rules.finish(self.ctx, error, code, self.started)
+
+
+#: what `next()` gives at the end of the body (a chunk is never this object)
+_END: Any = object()
+
+
+#: status line -> code, for the few status lines an app answers with
+_status_codes: dict[str, int] = {}
+
+
+def _status_code(status_line: str) -> int | None:
+    """The code of a status line (`"201 Created"` -> 201), remembered; None if
+    it has none (the server will complain; not ours to judge)."""
+    try:
+        code = int(status_line[:3])
+    except (TypeError, ValueError):
+        return None
+    if len(_status_codes) < 256:
+        _status_codes[status_line] = code
+    return code

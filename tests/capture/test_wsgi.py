@@ -3,6 +3,7 @@ PEP 3333 app (events recorded in memory; delivery is in `test_e2e.py`)."""
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ from werkzeug.test import Client as WerkzeugClient
 
 import bento_track
 from bento_track import BentoWSGIMiddleware
+from bento_track._context import current_request
 
 from .conftest import Failures, Recorder
 
@@ -234,6 +236,35 @@ def test_streaming_generator_sees_request_context(recorder: Recorder) -> None:
     assert [("inside.stream", "gen@example.com"), ("done", "gen@example.com")] == [
         (e.type, e.email) for e in recorder.events
     ]
+
+
+def test_request_runs_in_a_context_of_its_own(recorder: Recorder) -> None:
+    """What the app sets in contextvars is seen by its streaming body and
+    ends with the request: nothing leaks into the server thread's context
+    (the next request on that thread), the request context included."""
+    flag: contextvars.ContextVar[str] = contextvars.ContextVar("flag", default="unset")
+    seen: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        flag.set("set by the view")
+        start_response("200 OK", [])
+        return body()
+
+    def body() -> Iterator[bytes]:
+        seen.append(flag.get())
+        yield b"ok"
+
+    wrapped = BentoWSGIMiddleware(app, client=recorder.client, events={"/": "done"})
+    response = wrapped(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_X_USER_EMAIL": "x"},
+        lambda *a: None,
+    )
+    assert [b"ok"] == list(response)
+    response.close()  # type: ignore[attr-defined]
+
+    assert ["set by the view"] == seen
+    assert "unset" == flag.get()
+    assert current_request() is None
 
 
 def test_never_breaks_the_host(recorder: Recorder, failures: Failures) -> None:
