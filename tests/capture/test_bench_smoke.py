@@ -36,3 +36,22 @@ def test_bench_capture_runs_with_tiny_numbers() -> None:
         assert result[key] > 0, key
     assert result["events_enqueued"] > 0
     assert "QueueHandler" in done.stdout
+
+
+def test_bench_served_runs_with_tiny_numbers() -> None:
+    """The served benchmark starts its three uvicorn servers, posts to each,
+    prints every figure and stops them."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_served"],
+        cwd=ROOT,
+        env=dict(os.environ, N="45"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[0])
+
+    for key in ("served_bare_us", "served_bento_us", "served_sentry_us"):
+        assert result[key] > 0, key
+    assert "Sentry ASGI middleware" in done.stdout
