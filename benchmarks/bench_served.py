@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -91,13 +92,14 @@ def served(factory: str) -> Iterator[str]:
             "warning",
             "--no-access-log",
         ],
+        preexec_fn=_die_with_parent,
     )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.get(f"{url}/signup", timeout=1)
+                httpx.get(f"{url}/signup", timeout=1, trust_env=False)
                 break
             except httpx.TransportError:
                 if process.poll() is not None or time.monotonic() > deadline:
@@ -106,7 +108,21 @@ def served(factory: str) -> Iterator[str]:
         yield url
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _die_with_parent() -> None:
+    """In the server process (Linux): be sent SIGTERM when the benchmark
+    dies, even by SIGKILL (a smoke test's timeout), so no server outlives it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def post_block(http: httpx.Client, url: str) -> Callable[[int], None]:
@@ -120,7 +136,7 @@ def post_block(http: httpx.Client, url: str) -> Callable[[int], None]:
 
 
 def main() -> dict[str, Any]:
-    with ExitStack() as stack, httpx.Client() as http:
+    with ExitStack() as stack, httpx.Client(trust_env=False) as http:
         urls = {
             name: stack.enter_context(served(f"{name}_app"))
             for name in ("bare", "bento", "sentry")

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._batcher import HARD_MAX_BATCH_SIZE
+from ._capture import internal_error
 from ._clock import Clock, SystemClock
 from ._context import bind_email, current_email, current_request
 from ._internal import library_section, logger
@@ -260,15 +261,15 @@ class Client:
             _event_captured.send(self, event=event)
             return
         # The collector, inlined for the common case (see `_enqueue`): this runs
-        # for every event the application captures. No pid check here (a
-        # syscall, microseconds inside a busy request): a forked child gets
-        # a fresh worker from the `os.register_at_fork` hook before it runs
-        # any Python code.
+        # for every event the application captures. The pid check stays even
+        # though the `os.register_at_fork` hook renews the worker: servers
+        # that fork in C (uWSGI's prefork by default) run no such hook.
         worker = self._worker
         inbox = worker.inbox
         if (
             self._refuse is None
             and not self.sync_mode
+            and self._pid == _getpid()
             and len(inbox) + worker.held < self._max_queue
         ):
             inbox.append(event)
@@ -364,15 +365,19 @@ class Client:
         """In a forked child: a fresh inbox, queue, locks, connection pool and
         (lazily) thread. Events inherited from the parent are discarded here:
         the parent delivers them."""
-        if self._pid == _getpid():
+        pid = _getpid()
+        if self._pid == pid:
             return
-        self._pid = _getpid()
         old = self._worker
         if old.sender is not None:
             _orphans.append(old.sender.forget_after_fork())
-        self._backend.after_fork()
+        try:
+            self._backend.after_fork()
+        except Exception:  # a queue backend's bug must not keep the parent's worker
+            internal_error("queue backend after_fork()")
         self._lifecycle = threading.Lock()
         self._worker = self._new_worker()
+        self._pid = pid  # last: a failure above is retried at the next event
 
 
 def identify(email: str) -> None:
@@ -392,7 +397,10 @@ _event_captured.receiver_disconnected.connect(_on_receivers_changed, weak=False)
 
 def _after_fork_in_child() -> None:
     for client in list(_clients):
-        client._after_fork()
+        try:
+            client._after_fork()
+        except Exception:  # one client's failure must not leave the others stale
+            internal_error("after fork")
 
 
 def _shutdown_all_at_exit() -> None:

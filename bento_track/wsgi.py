@@ -12,10 +12,10 @@ app.wsgi_app = BentoWSGIMiddleware(                  # Flask
 The options are those of `bento_track.asgi.BentoMiddleware` (see
 `bento_track._rules`). `start_response` is wrapped to learn the status
 (`exc_info` passed through); the response iterable is passed through lazily,
-one chunk at a time, and its `close()` called. Each request runs in a context
-of its own (a copy of the server's, as every ASGI request runs in its task's),
-the body is read in it too (so a streaming generator can still `track()`),
-and what the app sets in contextvars ends with the request. The event
+one chunk at a time, and its `close()` called. The app runs in the server's
+context with the request entered; the body, read after the app returned, in a
+snapshot of that context (so a streaming generator can still `track()` and
+sees what the view set in contextvars), as does the app's `close()`. The event
 is produced when the body is exhausted or closed, so the duration covers
 streaming; a response that is a plain list is complete already, is returned
 as is, and its event produced at once. Nothing is kept on the middleware
@@ -40,7 +40,7 @@ Flask clears it when the request ends) when there is one, else the raw path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextvars import copy_context
+from contextvars import Context, copy_context
 from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -104,10 +104,11 @@ class BentoWSGIMiddleware:
         self, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
         exchange = _Exchange(self._rules, environ, start_response)
-        # The request runs in a context of its own (as each ASGI request runs
-        # in its task's): what it sets there, this middleware's request
-        # context included, ends with it, and its body is read in it too.
-        return exchange.context.run(exchange.serve, self.app)
+        token = _request.set(exchange.ctx)
+        try:
+            return exchange.serve(self.app)
+        finally:
+            _request.reset(token)
 
 
 def wsgi_route(environ: Mapping[str, Any]) -> str | None:
@@ -157,15 +158,14 @@ class _Exchange:
         self.environ = environ
         self._start_response = start_response
         self.result: Iterable[bytes] = ()
-        self.context = copy_context()
+        self.context: Context | None = None
         self.started = perf_counter()
 
     def serve(self, app: WSGIApp) -> Iterable[bytes]:
-        """Run the app, in `self.context`; return what the server gets."""
+        """Run the app, request context entered; return what the server gets."""
         rules = self.rules
         assert rules is not None
         ctx = self.ctx
-        _request.set(ctx)
         rules.begin(ctx, self.environ)
         try:
             result = app(self.environ, self.start_response)
@@ -176,6 +176,11 @@ class _Exchange:
             rules.finish(ctx, None, ctx.status, self.started)
             return result
         self.result = result
+        # The body is read after the app returned, when the server's context
+        # no longer has the request: a snapshot of this one is entered
+        # around each chunk (the app's own context changes stay where they
+        # were made, in the server's context, as without this middleware).
+        self.context = copy_context()
         return self
 
     def start_response(
@@ -184,6 +189,11 @@ class _Exchange:
         headers: list[tuple[str, str]],
         exc_info: ExcInfo | None = None,
     ) -> Callable[[bytes], object]:
+        if exc_info is None:
+            write = self._start_response(status_line, headers)
+        else:
+            # Raises if the headers were sent: the status sent stands.
+            write = self._start_response(status_line, headers, exc_info)
         ctx = self.ctx
         code = _status_codes.get(status_line)
         ctx.status = code if code is not None else _status_code(status_line)
@@ -192,29 +202,30 @@ class _Exchange:
             # Flask drops its request from the environ when the app returns;
             # while it answers, its matched rule is there.
             ctx.route = wsgi_route(self.environ)
-        if exc_info is None:
-            return self._start_response(status_line, headers)
-        return self._start_response(status_line, headers, exc_info)
+        return write
 
     def __iter__(self) -> Iterator[bytes]:
         return self._relay()
 
     def _relay(self) -> Iterator[bytes]:
+        assert self.context is not None
         run = self.context.run
-        it = iter(self.result)
         try:
+            it = run(iter, self.result)
             chunk = run(next, it, _END)
             while chunk is not _END:
                 yield chunk
                 chunk = run(next, it, _END)
         except Exception as exc:
-            self._finish(exc)
+            run(self._finish, exc)
             raise
-        self._finish(None)
+        run(self._finish, None)
 
     def close(self) -> None:
+        assert self.context is not None
+        result, self.result = self.result, ()  # the app's close() runs once
         try:
-            close = getattr(self.result, "close", None)
+            close = getattr(result, "close", None)
             if close is not None:
                 self.context.run(close)
         finally:

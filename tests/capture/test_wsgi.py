@@ -4,6 +4,7 @@ PEP 3333 app (events recorded in memory; delivery is in `test_e2e.py`)."""
 from __future__ import annotations
 
 import contextvars
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -163,7 +164,8 @@ def test_plain_wsgi_iterable_closed_and_event_after_body(recorder: Recorder) -> 
 
 def test_closed_without_iterating_still_closes_and_tracks(recorder: Recorder) -> None:
     """A server that closes the response without reading it (client gone,
-    HEAD) still reaches the app's `close()`, and the request still counts."""
+    HEAD) still reaches the app's `close()`, and the request still counts;
+    closing twice closes the app's iterable and counts the request once."""
     app = BentoWSGIMiddleware(
         plain_app, client=recorder.client, events={"/": "home"}, identify=by_header
     )
@@ -175,10 +177,47 @@ def test_closed_without_iterating_still_closes_and_tracks(recorder: Recorder) ->
     }
     body = app(environ, lambda status, headers, exc_info=None: None)
     body.close()  # type: ignore[attr-defined]
+    body.close()  # type: ignore[attr-defined]
 
     assert 1 == Body.closed - closed
     assert ["home"] == recorder.types()
     assert ["a@example.com"] == [e.email for e in recorder.events]
+
+
+def test_late_error_keeps_the_status_that_was_sent(recorder: Recorder) -> None:
+    """An app that fails mid-body calls `start_response` again with
+    `exc_info`; the server re-raises, the headers being sent: the event
+    reports the status the client got, not the one that could not be sent."""
+    sent: list[str] = []
+
+    def server_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        if exc_info is not None and sent:  # PEP 3333: headers sent, re-raise
+            raise exc_info[1].with_traceback(exc_info[2])
+        sent.append(status)
+        return lambda data: None
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        yield b"1"
+        try:
+            raise Boom("mid-body")
+        except Boom:
+            start_response("500 Internal Server Error", [], sys.exc_info())
+        yield b"never"
+
+    wrapped = BentoWSGIMiddleware(
+        app,
+        client=recorder.client,
+        identify=by_header,
+        track_exceptions="crash",
+    )
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_X_USER_EMAIL": "e@x.io"}
+    body = wrapped(environ, server_start_response)
+    with pytest.raises(Boom):
+        list(body)
+
+    assert ["200 OK"] == sent
+    assert [("crash", 200)] == [(e.type, e.details["status"]) for e in recorder.events]
 
 
 def test_plain_wsgi_list_returned_as_is(recorder: Recorder) -> None:
@@ -238,33 +277,50 @@ def test_streaming_generator_sees_request_context(recorder: Recorder) -> None:
     ]
 
 
-def test_request_runs_in_a_context_of_its_own(recorder: Recorder) -> None:
-    """What the app sets in contextvars is seen by its streaming body and
-    ends with the request: nothing leaks into the server thread's context
-    (the next request on that thread), the request context included."""
-    flag: contextvars.ContextVar[str] = contextvars.ContextVar("flag", default="unset")
-    seen: list[str] = []
+def test_body_and_end_of_request_see_the_views_context(recorder: Recorder) -> None:
+    """A streamed body and the end of the request (`identify=` asked again,
+    `capture=`) run in the request's context as the view left it: a login
+    view's contextvar names the user. What the app set stays in the server
+    thread's context, as without the middleware (per-thread state that
+    libraries keep in contextvars is not rebuilt on every request); the
+    request itself does not."""
+    user: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+        "user", default=None
+    )
+    seen: list[tuple[str | None, bool]] = []
 
     def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
-        flag.set("set by the view")
+        user.set("new@example.com")  # a login view
         start_response("200 OK", [])
         return body()
 
     def body() -> Iterator[bytes]:
-        seen.append(flag.get())
+        seen.append((user.get(), current_request() is not None))
         yield b"ok"
 
-    wrapped = BentoWSGIMiddleware(app, client=recorder.client, events={"/": "done"})
-    response = wrapped(
-        {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_X_USER_EMAIL": "x"},
-        lambda *a: None,
+    def capture(info: Any) -> None:
+        seen.append((user.get(), current_request() is not None))
+
+    wrapped = BentoWSGIMiddleware(
+        app,
+        client=recorder.client,
+        events={"POST /login": "user.login"},
+        identify=lambda info: user.get(),
+        capture=capture,
     )
-    assert [b"ok"] == list(response)
+    context = contextvars.copy_context()  # the server thread's
+    response = context.run(
+        wrapped, {"REQUEST_METHOD": "POST", "PATH_INFO": "/login"}, lambda *a: None
+    )
+    assert [b"ok"] == list(response)  # exhausted: the event comes here
     response.close()  # type: ignore[attr-defined]
 
-    assert ["set by the view"] == seen
-    assert "unset" == flag.get()
-    assert current_request() is None
+    assert [("new@example.com", True), ("new@example.com", True)] == seen
+    assert [("user.login", "new@example.com")] == [
+        (e.type, e.email) for e in recorder.events
+    ]
+    assert "new@example.com" == context.run(user.get)
+    assert context.run(current_request) is None
 
 
 def test_never_breaks_the_host(recorder: Recorder, failures: Failures) -> None:

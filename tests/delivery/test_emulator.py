@@ -3,6 +3,7 @@ injection: the acceptance items of issue 3, one test each."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 import bento_track
 from bento_track._clock import FakeClock
 from bento_track.events import Event
+from bento_track.queues import MemoryQueue
 
 from .conftest import wait_until
 
@@ -244,6 +246,52 @@ def test_forked_child_delivers_its_own_events(fast_emulator, clients) -> None:
     assert client.flush(10)
     seqs = sorted(_seqs(fast_emulator))
     assert seqs == [0, 1, 2, 3, 4, *range(100, 107)]  # each once
+
+
+def _child_delivers(client, fork) -> None:
+    """Fork with `fork`; the child tracks 7 events and must deliver them."""
+    pid = fork()
+    if pid == 0:
+        code = 1
+        try:
+            for i in range(7):
+                client.track("a", email="child@example.com", details={"seq": 100 + i})
+            code = 0 if client.flush(10) and client.stats().sent == 7 else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_child_of_a_fork_without_hooks_delivers(fast_emulator, clients) -> None:
+    """uWSGI's prefork forks in C and runs no `os.register_at_fork` hook by
+    default: the per-event pid check still gives the child its own worker."""
+    client = clients(**fast_emulator.client_kwargs(), **FAST)
+    client.track("a", email="parent@example.com", details={"seq": 0})
+    assert client.flush(10)  # the parent's worker thread is running
+    c_fork = ctypes.PyDLL(None).fork  # PyDLL: the GIL stays held across fork()
+    _child_delivers(client, c_fork)
+    assert sorted(_seqs(fast_emulator)) == [0, *range(100, 107)]
+
+
+def test_one_clients_failing_fork_hook_spares_the_others(
+    fast_emulator, clients
+) -> None:
+    """A queue backend whose `after_fork()` raises is logged; every client,
+    that one included, still gets a fresh worker in the child."""
+
+    class Broken(MemoryQueue):
+        def after_fork(self) -> None:
+            raise OSError("cannot reopen")
+
+    broken = clients(**fast_emulator.client_kwargs(), **FAST, queue=Broken())
+    client = clients(**fast_emulator.client_kwargs(), **FAST)
+    for each in (broken, client):
+        each.track("a", email="parent@example.com", details={"seq": 0})
+        assert each.flush(10)
+    _child_delivers(broken, os.fork)
+    _child_delivers(client, os.fork)
+    assert sorted(_seqs(fast_emulator)) == sorted([0, *range(100, 107)] * 2)
 
 
 def test_bad_credentials_stop_sending_and_keep_events(
