@@ -2,7 +2,8 @@
 bare app, Sentry's middlewares and the stdlib handlers, in one run.
 
 Run: `.venv/bin/python -m benchmarks.bench_capture` (env `N` requests or
-records per figure, default 20000). Prints one JSON line, then a table.
+records per figure, default 20000; `ABLATE=1` adds our middlewares with less
+to do, see `ABLATIONS`). Prints one JSON line, then a table.
 
 1. ASGI: us/request of a minimal Starlette app (the peer script's app) called
    straight through ASGI, bare / under `BentoMiddleware` with one rule that
@@ -49,6 +50,8 @@ from .floor import FloorASGI, FloorWSGI
 
 N = int(os.environ.get("N", "20000"))
 REPS = int(os.environ.get("REPS", "9"))
+#: also measure our middlewares with less to do (what each part costs)
+ABLATE = os.environ.get("ABLATE", "") not in ("", "0")
 EMAIL = "u@example.com"
 HEADERS = [
     (b"host", b"example.com"),
@@ -159,6 +162,18 @@ def asgi_blocks(apps: dict[str, Any]) -> dict[str, Callable[[int], None]]:
     return {name: runner(app) for name, app in apps.items()}
 
 
+#: with ABLATE=1, our middlewares also run with less to do (ASGI and WSGI
+#: alike): no rule (`identify=` never asked), a rule for the method that never
+#: matches (`identify=` asked, no event), no request facts, and `identify=`
+#: answering without reading a header
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "no_rule": {"identify": _identify},
+    "no_match": {"events": {"POST /elsewhere": "x"}, "identify": _identify},
+    "no_facts": {"events": RULES, "identify": _identify, "facts": False},
+    "constant_identify": {"events": RULES, "identify": lambda info: EMAIL},
+}
+
+
 # -- WSGI --------------------------------------------------------------------------
 
 
@@ -233,45 +248,44 @@ def main() -> dict[str, Any]:
         client = quiet_client(server)
         before = client.stats().enqueued
 
-        asgi = compare(
-            asgi_blocks(
-                {
-                    "bare": starlette_app(),
-                    "bento": BentoMiddleware(
-                        starlette_app(), client=client, events=RULES, identify=_identify
-                    ),
-                    "floor": FloorASGI(starlette_app()),
-                }
+        asgi_apps = {
+            "bare": starlette_app(),
+            "bento": BentoMiddleware(
+                starlette_app(), client=client, events=RULES, identify=_identify
             ),
-            N,
-        )
-        out["asgi_bare_us"] = asgi["bare"]
-        out["asgi_bento_us"] = asgi["bento"]
-        out["asgi_floor_us"] = asgi["floor"]
+            "floor": FloorASGI(starlette_app()),
+        }
+        wsgi_blocks = {
+            "bare": wsgi_block(flask_app()),
+            "bento": wsgi_block(
+                BentoWSGIMiddleware(
+                    flask_app(), client=client, events=RULES, identify=_identify
+                )
+            ),
+            "floor": wsgi_block(FloorWSGI(flask_app())),
+            "trivial_bare": wsgi_block(trivial_wsgi),
+            "trivial_bento": wsgi_block(
+                BentoWSGIMiddleware(
+                    trivial_wsgi, client=client, events=RULES, identify=_identify
+                )
+            ),
+        }
+        if ABLATE:
+            for variant, options in ABLATIONS.items():
+                asgi_apps[variant] = BentoMiddleware(
+                    starlette_app(), client=client, **options
+                )
+                wsgi_blocks[variant] = wsgi_block(
+                    BentoWSGIMiddleware(flask_app(), client=client, **options)
+                )
 
-        wsgi = compare(
-            {
-                "bare": wsgi_block(flask_app()),
-                "bento": wsgi_block(
-                    BentoWSGIMiddleware(
-                        flask_app(), client=client, events=RULES, identify=_identify
-                    )
-                ),
-                "floor": wsgi_block(FloorWSGI(flask_app())),
-                "trivial_bare": wsgi_block(trivial_wsgi),
-                "trivial_bento": wsgi_block(
-                    BentoWSGIMiddleware(
-                        trivial_wsgi, client=client, events=RULES, identify=_identify
-                    )
-                ),
-            },
-            N,
-        )
-        out["wsgi_bare_us"] = wsgi["bare"]
-        out["wsgi_bento_us"] = wsgi["bento"]
-        out["wsgi_floor_us"] = wsgi["floor"]
-        out["wsgi_trivial_bare_us"] = wsgi["trivial_bare"]
-        out["wsgi_trivial_bento_us"] = wsgi["trivial_bento"]
+        asgi = compare(asgi_blocks(asgi_apps), N)
+        for name, value in asgi.items():
+            out[f"asgi_{name}_us"] = value
+
+        wsgi = compare(wsgi_blocks, N)
+        for name, value in wsgi.items():
+            out[f"wsgi_{name}_us"] = value
 
         logs = compare(
             {
@@ -396,6 +410,18 @@ def table(out: dict[str, Any]) -> str:
             "< 1",
         ),
     ]
+    for kind, peer_name in (("asgi", "bare Starlette"), ("wsgi", "bare Flask")):
+        for variant in ABLATIONS:
+            if f"{kind}_{variant}_us" in out:
+                rows.append(
+                    (
+                        f"{kind.upper()}, {variant.replace('_', ' ')}",
+                        f"{kind}_{variant}_us",
+                        f"{kind}_bare_us",
+                        peer_name,
+                        "-",
+                    )
+                )
     lines = [
         f"client: real Client -> emulator, request budget spent before timing "
         f"(worker asleep); {out['events_enqueued']} events built and enqueued",
