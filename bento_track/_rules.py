@@ -18,8 +18,7 @@ Options (the same names on `BentoMiddleware` and `BentoWSGIMiddleware`):
   optional `email`, `fields`, `details`, or a built `Event`.
 - `identify=`: a callable `RequestInfo -> str | None` giving the user's email.
   It is asked when the request starts if an event may come of it (a rule for
-  its method, unless an earlier request with the same method and path matched
-  none; `capture=`, `track_exceptions=`), so a logout event names the
+  its method, `capture=`, `track_exceptions=`), so a logout event names the
   user who logged out; other requests ask it only when something first needs
   an identity (a `track()` without email in the view). If it gave None, it is
   asked once more at the end (so a login view's new session counts).
@@ -81,9 +80,6 @@ CaptureFn = Callable[[RequestInfo], Any]
 
 #: rule events skipped because the request had no identity
 anonymous_skipped = Counter()
-
-#: how many (method, path) pairs known to match no rule are remembered
-_QUIET_PATHS_MAX = 4096
 
 
 def compile_events(
@@ -183,7 +179,6 @@ class CaptureRules:
     __slots__ = (
         "_eager_methods",
         "_has_rules",
-        "_quiet_paths",
         "_rid_bytes",
         "_rid_environ",
         "_route_of",
@@ -243,10 +238,6 @@ class CaptureRules:
         else:
             methods = {method for method, _ in self._table} | set(self._wild)
             self._eager_methods = None if "*" in methods else frozenset(methods)
-        #: (method, path) of requests whose route matched no rule: the next
-        #: ones need not ask `identify=` at the start (bounded; a hint only,
-        #: events are always matched at the end)
-        self._quiet_paths: dict[tuple[str, str], bool] = {}
         #: whether any request can produce an event or attach request facts
         #: (else the route is never needed)
         self.may_capture = bool(
@@ -274,10 +265,7 @@ class CaptureRules:
             if self.identify is not None:
                 ctx.resolver = self
                 eager = self._eager_methods
-                if eager is None or (
-                    ctx.method in eager
-                    and (ctx.method, ctx.path) not in self._quiet_paths
-                ):
+                if eager is None or ctx.method in eager:
                     ctx.asked = 1
                     self.resolve(ctx)
         except Exception:
@@ -353,8 +341,6 @@ class CaptureRules:
                     event_type = self._table.get((ctx.method, route))
                 if event_type is None:
                     event_type = self._match_further(ctx.method, route, ctx.path)
-                    if event_type is None and self._eager_methods is not None:
-                        self._remember_quiet(ctx.method, ctx.path)
             failed = error is not None and self.track_exceptions is not None
             if event_type is None and not failed and self.capture is None:
                 return
@@ -404,12 +390,6 @@ class CaptureRules:
                 return found
         wild = self._wild
         return wild.get(method) or wild.get("*") if wild else None
-
-    def _remember_quiet(self, method: str, path: str) -> None:
-        quiet = self._quiet_paths
-        if len(quiet) >= _QUIET_PATHS_MAX:  # paths with ids: start over
-            quiet.clear()
-        quiet[(method, path)] = True
 
     def _emit(
         self, ctx: RequestContext, event_type: str, facts: dict[str, Any] | None

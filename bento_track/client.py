@@ -368,16 +368,22 @@ class Client:
         pid = _getpid()
         if self._pid == pid:
             return
-        old = self._worker
-        if old.sender is not None:
-            _orphans.append(old.sender.forget_after_fork())
-        try:
-            self._backend.after_fork()
-        except Exception:  # a queue backend's bug must not keep the parent's worker
-            internal_error("queue backend after_fork()")
-        self._lifecycle = threading.Lock()
-        self._worker = self._new_worker()
-        self._pid = pid  # last: a failure above is retried at the next event
+        # One renewal even if several threads of a child forked without hooks
+        # get here at once; a lock of this process (an inherited one may be
+        # held by a thread that does not exist here).
+        with _fork_locks.setdefault(pid, threading.Lock()):
+            if self._pid == pid:
+                return
+            old = self._worker
+            if old.sender is not None:
+                _orphans.append(old.sender.forget_after_fork())
+            try:
+                self._backend.after_fork()
+            except Exception:  # a backend's bug must not keep the parent's worker
+                internal_error("queue backend after_fork()")
+            self._lifecycle = threading.Lock()
+            self._worker = self._new_worker()
+            self._pid = pid  # last: a failure above is retried at the next event
 
 
 def identify(email: str) -> None:
@@ -393,6 +399,10 @@ def _on_receivers_changed(_signal: Any, **_: Any) -> None:
 
 _event_captured.receiver_connected.connect(_on_receivers_changed, weak=False)
 _event_captured.receiver_disconnected.connect(_on_receivers_changed, weak=False)
+
+
+#: pid -> the lock of `Client._after_fork` in that process
+_fork_locks: dict[int, threading.Lock] = {}
 
 
 def _after_fork_in_child() -> None:

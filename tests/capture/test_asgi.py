@@ -183,39 +183,6 @@ def test_identify_option_asked_when_needed_and_retried_at_the_end(
     assert ["late@example.com"] == [e.email for e in recorder.events]
 
 
-def test_identify_option_not_asked_again_where_no_rule_matched(
-    recorder: Recorder,
-) -> None:
-    """A request of a rule's method is asked `identify=` at the start until its
-    path is known to match no rule; then only its rule-bound neighbours are.
-    Events are still matched at the end of every request."""
-    calls: list[str] = []
-
-    def identify(info: Any) -> str:
-        calls.append(info.path)
-        return "who@example.com"
-
-    app = Starlette(
-        routes=[
-            Route("/submit", ok, methods=["POST"]),
-            Route("/search", ok, methods=["POST"]),
-        ]
-    )
-    app.add_middleware(
-        BentoMiddleware,
-        client=recorder.client,
-        events={"POST /submit": "submitted"},
-        identify=identify,
-    )
-    with TestClient(app) as http:
-        for _ in range(3):
-            http.post("/search")
-            http.post("/submit")
-
-    assert ["/search", "/submit", "/submit", "/submit"] == calls
-    assert ["submitted"] * 3 == recorder.types()
-
-
 def test_rule_event_names_who_the_request_started_as(recorder: Recorder) -> None:
     """A logout view clears the session; its event still names the user."""
 
