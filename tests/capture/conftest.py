@@ -3,6 +3,7 @@ list (for unit tests), and a real client delivering to the emulator."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -93,3 +94,24 @@ def delivered(emulator: Any, client: bento_track.Client) -> list[dict[str, Any]]
     """Flush `client` (with a deadline) and return what the emulator accepted."""
     assert client.flush(10), client.stats()
     return list(emulator.inspect.events())
+
+
+@contextlib.contextmanager
+def wsgiref_server(app: Any) -> Iterator[str]:
+    """`app` under `wsgiref.simple_server` on loopback (quiet, in a thread);
+    yields its base URL and stops it afterwards."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -4,7 +4,6 @@ client: what the issue's acceptance asks for, end to end."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +20,7 @@ from starlette.routing import Route
 import bento_track
 from bento_track import BentoHandler, BentoMiddleware, BentoWSGIMiddleware, track_event
 
-from .conftest import TestClient, delivered
+from .conftest import TestClient, delivered, wsgiref_server
 
 Make = Callable[..., bento_track.Client]
 HDR = {"x-user-email": "ann@example.com"}
@@ -138,8 +137,6 @@ async def test_fastapi_through_asgi_transport(emulator: Any, delivering: Make) -
 def test_flask_under_wsgiref_delivered(emulator: Any, delivering: Make) -> None:
     """A Flask app under `wsgiref` on loopback, driven by httpx: rule by URL
     rule, `identify()` in a view, a streamed body intact."""
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
-
     client = delivering()
     app = flask.Flask(__name__)
 
@@ -159,22 +156,9 @@ def test_flask_under_wsgiref_delivered(emulator: Any, delivering: Make) -> None:
         identify=by_header,
     )
 
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}"
-        with httpx.Client(timeout=5) as http:
-            assert "saved" == http.post(f"{url}/users/3").text
-            body = http.get(f"{url}/export", headers=HDR).text
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with wsgiref_server(app) as url, httpx.Client(timeout=5) as http:
+        assert "saved" == http.post(f"{url}/users/3").text
+        body = http.get(f"{url}/export", headers=HDR).text
     events = delivered(emulator, client)
 
     assert "".join(str(i) for i in range(100)) == body

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextvars
 import sys
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ import bento_track
 from bento_track import BentoWSGIMiddleware
 from bento_track._context import current_request
 
-from .conftest import Failures, Recorder
+from .conftest import Failures, Recorder, wsgiref_server
 
 HDR = {"X-User-Email": "ann@example.com"}
 
@@ -348,30 +347,15 @@ def test_werkzeug_client_on_the_wrapped_app(recorder: Recorder) -> None:
 
 def test_wsgiref_server(recorder: Recorder) -> None:
     """Under `wsgiref.simple_server` on loopback, driven by httpx."""
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
-
     import httpx
-
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
 
     app = flask_app(
         client=recorder.client,
         events={"POST /users/<int:user_id>": "user.updated"},
         identify=by_header,
     )
-    server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}"
-        with httpx.Client(timeout=5) as http:
-            assert "user 8" == http.post(f"{url}/users/8", headers=HDR).text
-            assert "ab" == http.get(f"{url}/stream").text
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with wsgiref_server(app) as url, httpx.Client(timeout=5) as http:
+        assert "user 8" == http.post(f"{url}/users/8", headers=HDR).text
+        assert "ab" == http.get(f"{url}/stream").text
 
     assert ["user.updated"] == recorder.types()
