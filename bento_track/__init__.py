@@ -1,19 +1,35 @@
-__version__ = "0.1.0"
+"""bento_track: turn what a Python web app does into Bento events, delivered
+reliably within Bento's limits. See the README for the tour."""
 
+from . import signals
+from ._capture.request_info import RequestInfo
 from ._default import flush, get_client, init, shutdown, stats, track
-from ._signals import signals
+from ._version import __version__
 from .asgi import BentoMiddleware
 from .client import Client, DeliveryStats, identify
 from .decorators import track_event
+from .errors import (
+    APIError,
+    BentoError,
+    ConfigurationError,
+    InvalidEventError,
+)
+from .events import Event
 from .logging import BentoHandler
 from .wsgi import BentoWSGIMiddleware
 
 __all__ = [
+    "APIError",
+    "BentoError",
     "BentoHandler",
     "BentoMiddleware",
     "BentoWSGIMiddleware",
     "Client",
+    "ConfigurationError",
     "DeliveryStats",
+    "Event",
+    "InvalidEventError",
+    "RequestInfo",
     "__version__",
     "flush",
     "get_client",

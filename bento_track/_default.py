@@ -14,13 +14,23 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from ._delivery.clock import Clock
+from ._delivery.worker import DeliveryStats
 from ._internal import library_section, logger
-from ._worker import DeliveryStats
-from .client import Client, identify
+from .client import Client
 from .errors import ConfigurationError
 from .events import Event
+from .queues import QueueBackend
 
-__all__ = ["flush", "get_client", "identify", "init", "shutdown", "stats", "track"]
+__all__ = [
+    "existing_client",
+    "flush",
+    "get_client",
+    "init",
+    "shutdown",
+    "stats",
+    "track",
+]
 
 _lock = threading.Lock()
 _client: Client | None = None
@@ -32,11 +42,32 @@ def init(
     publishable_key: str | None = None,
     secret_key: str | None = None,
     base_url: str | None = None,
-    **options: Any,
+    allow_insecure_http: bool | None = None,
+    connect_timeout: float = 5.0,
+    read_timeout: float = 10.0,
+    max_batch_size: int = 1000,
+    max_batch_bytes: int = 1_048_576,
+    flush_interval: float = 5.0,
+    requests_per_minute: int = 100,
+    rate_window: float = 60.0,
+    max_queue_size: int = 10_000,
+    max_queue_bytes: int = 10 * 1_048_576,
+    overflow: str = "drop_newest",
+    block_timeout: float = 0.1,
+    max_retry_time: float = 300.0,
+    retry_base_delay: float = 0.5,
+    shutdown_timeout: float = 2.0,
+    sync_mode: bool = False,
+    sync_timeout: float = 10.0,
+    disabled: bool = False,
+    strict: bool | None = None,
+    queue: QueueBackend | None = None,
+    clock: Clock | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Client:
     """Configure the default client (arguments first, then the environment) and
-    return it. A previous default client is shut down (within its
-    `shutdown_timeout`) after the new one takes its place.
+    return it; the arguments are `Client`'s. A previous default client is shut
+    down (within its `shutdown_timeout`) after the new one takes its place.
 
     Raises:
         ConfigurationError: a setting is missing or out of range.
@@ -47,13 +78,39 @@ def init(
         publishable_key=publishable_key,
         secret_key=secret_key,
         base_url=base_url,
-        **options,
+        allow_insecure_http=allow_insecure_http,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_batch_size=max_batch_size,
+        max_batch_bytes=max_batch_bytes,
+        flush_interval=flush_interval,
+        requests_per_minute=requests_per_minute,
+        rate_window=rate_window,
+        max_queue_size=max_queue_size,
+        max_queue_bytes=max_queue_bytes,
+        overflow=overflow,
+        block_timeout=block_timeout,
+        max_retry_time=max_retry_time,
+        retry_base_delay=retry_base_delay,
+        shutdown_timeout=shutdown_timeout,
+        sync_mode=sync_mode,
+        sync_timeout=sync_timeout,
+        disabled=disabled,
+        strict=strict,
+        queue=queue,
+        clock=clock,
+        environ=environ,
     )
     with _lock:
         previous, _client = _client, client
     if previous is not None:
         previous.shutdown()
     return client
+
+
+def existing_client() -> Client | None:
+    """The default client if one was made (never builds one)."""
+    return _client
 
 
 def get_client() -> Client:
@@ -85,7 +142,7 @@ def track(
     fields: Mapping[str, Any] | None = None,
     details: Mapping[str, Any] | None = None,
     date: dt.datetime | dt.date | str | None = None,
-) -> Event:
+) -> Event | None:
     """`Client.track` on the default client."""
     return get_client().track(
         type, email=email, fields=fields, details=details, date=date

@@ -40,10 +40,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from . import _requests as R
-from ._http import error_from_exception, headers, timeout
 from ._internal import logger
-from .config import Config
+from ._transport import requests as R
+from ._transport.http import error_from_exception, headers, timeout
+from .config import Config, check_number
 from .errors import APIError, ConfigurationError
 from .events import Event
 from .models import (
@@ -90,14 +90,9 @@ def _resolve(
     )
 
 
-def _check_retries(max_retries: int) -> int:
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int):
-        raise ConfigurationError("max_retries must be an int", setting="max_retries")
-    if not 0 <= max_retries <= 20:
-        raise ConfigurationError(
-            f"max_retries must be 0..20, not {max_retries}", setting="max_retries"
-        )
-    return max_retries
+def _check_retries(max_retries: object) -> int:
+    retries: int = check_number("max_retries", max_retries, 0, 20, integer=True)
+    return retries
 
 
 class _Base:
@@ -280,10 +275,8 @@ class BentoAPI(_Base):
         return self._send_all(R.events(events), R.parse_batch, BatchResult(0, 0, 0))
 
     def post_events(self, body: bytes, *, retries: int | None = None) -> BatchResult:
-        """Send an already encoded `{"events": [...]}` body in one request.
-
-        The delivery worker uses this with `retries=0` and runs its own retries.
-        """
+        """Send an already encoded `{"events": [...]}` body in one request,
+        with this client's retries (for tools that build bodies themselves)."""
         return R.parse_batch(self._send(R.events_body(body), retries))
 
     def import_subscribers(self, subscribers: Iterable[Any]) -> BatchResult:

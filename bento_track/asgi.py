@@ -44,9 +44,9 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from ._capture import internal_error
-from ._context import RequestContext, _request
-from ._rules import DEFAULT_STATUS, CaptureFn, CaptureRules, IdentifyFn
+from ._capture.context import RequestContext, request_var
+from ._capture.rules import DEFAULT_STATUS, CaptureFn, CaptureRules, IdentifyFn
+from ._internal import internal_error
 
 if TYPE_CHECKING:
     from .client import Client
@@ -124,7 +124,7 @@ class BentoMiddleware:
             return
         rules = self._rules
         ctx = RequestContext(None, scope["method"], scope["path"])
-        token = _request.set(ctx)
+        token = request_var.set(ctx)
 
         def send_status(message: Message) -> Awaitable[None]:
             # A plain function returning `send`'s awaitable: no extra coroutine.
@@ -142,7 +142,7 @@ class BentoMiddleware:
                 raise
             rules.finish(ctx, None, ctx.status, started)
         finally:
-            _request.reset(token)
+            request_var.reset(token)
 
     def _lifespan_send(self, send: Send) -> Send:
         client = self.client
@@ -189,9 +189,9 @@ async def _flush_in_thread(client: Client | None) -> None:
     """Flush at lifespan shutdown without blocking the event loop; never raises."""
     try:
         if client is None:
-            from . import _default
+            from ._default import existing_client
 
-            client = _default._client  # only a default client that exists
+            client = existing_client()  # only a default client that exists
         if client is None:
             return
         import anyio.to_thread

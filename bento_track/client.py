@@ -22,15 +22,14 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from ._batcher import HARD_MAX_BATCH_SIZE
-from ._capture import internal_error
-from ._clock import Clock, SystemClock
-from ._context import bind_email, current_email, current_request
-from ._internal import library_section, logger
-from ._sender import Sender
-from ._signals import signals
-from ._worker import DeliveryStats, Worker, WorkerSettings
-from .config import Config
+from . import signals
+from ._capture.context import bind_email, current_email, current_request
+from ._delivery.batcher import HARD_MAX_BATCH_SIZE
+from ._delivery.clock import Clock, SystemClock
+from ._delivery.sender import Sender
+from ._delivery.worker import DeliveryStats, Worker, WorkerSettings
+from ._internal import internal_error, library_section, logger
+from .config import Config, check_number, env_flag
 from .errors import ConfigurationError, InvalidEventError
 from .events import Event, validate_email
 from .queues import MemoryQueue, QueueBackend
@@ -38,6 +37,7 @@ from .queues import MemoryQueue, QueueBackend
 __all__ = ["OVERFLOW_POLICIES", "Client", "DeliveryStats", "identify"]
 
 _event_captured = signals.event_captured
+_send = signals.send
 _getpid = os.getpid
 
 #: what happens to a new event when the queue is full
@@ -49,21 +49,6 @@ _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 # Connection pools inherited from a parent process: never closed nor collected
 # in the child, since their sockets belong to the parent.
 _orphans: list[object] = []
-
-
-def _number(
-    name: str, value: object, low: float, high: float, *, integer: bool = False
-) -> Any:
-    kind = "an integer" if integer else "a number"
-    ok = isinstance(value, int if integer else (int, float)) and not isinstance(
-        value, bool
-    )
-    if not ok or not low <= value <= high:  # type: ignore[operator]
-        raise ConfigurationError(
-            f"{name} must be {kind} in [{low:g}, {high:g}], not {value!r}",
-            setting=name,
-        )
-    return value if integer else float(value)  # type: ignore[arg-type]
 
 
 class Client:
@@ -104,6 +89,12 @@ class Client:
         sync_timeout: longest a sync-mode `track()`/`flush()` may block.
         disabled: validate and signal events but send nothing; they are
             counted as dropped with reason `disabled`. Needs no credentials.
+        strict: raise `InvalidEventError` from `track()` for an invalid event
+            (for tests and development). The default (False, or the
+            `BENTO_STRICT` variable) is lenient: an invalid event is dropped,
+            counted in `stats().dropped["invalid"]`, sent on `event_dropped`
+            with the reason and message, and logged as a warning (each
+            distinct message at most once a minute); the app goes on.
         queue: a `QueueBackend` (default: a new `MemoryQueue`).
         clock: the `Clock` the worker uses (tests inject a fake one).
 
@@ -137,6 +128,7 @@ class Client:
         sync_mode: bool = False,
         sync_timeout: float = 10.0,
         disabled: bool = False,
+        strict: bool | None = None,
         queue: QueueBackend | None = None,
         clock: Clock | None = None,
         environ: Mapping[str, str] | None = None,
@@ -148,35 +140,50 @@ class Client:
                 setting="overflow",
             )
         self._settings = WorkerSettings(
-            max_batch_size=_number(
+            max_batch_size=check_number(
                 "max_batch_size", max_batch_size, 1, HARD_MAX_BATCH_SIZE, integer=True
             ),
-            max_batch_bytes=_number(
+            max_batch_bytes=check_number(
                 "max_batch_bytes", max_batch_bytes, 1024, 1_048_576, integer=True
             ),
-            flush_interval=_number("flush_interval", flush_interval, 0.01, 3600),
-            requests_per_minute=_number(
+            flush_interval=check_number(
+                "flush_interval", flush_interval, 0.01, 3600, unit="seconds"
+            ),
+            requests_per_minute=check_number(
                 "requests_per_minute", requests_per_minute, 1, 100_000, integer=True
             ),
-            rate_window=_number("rate_window", rate_window, 0.01, 3600),
-            max_queue_size=_number(
+            rate_window=check_number(
+                "rate_window", rate_window, 0.01, 3600, unit="seconds"
+            ),
+            max_queue_size=check_number(
                 "max_queue_size", max_queue_size, 1, 10_000_000, integer=True
             ),
-            max_queue_bytes=_number(
+            max_queue_bytes=check_number(
                 "max_queue_bytes", max_queue_bytes, 1024, 2**40, integer=True
             ),
             overflow=overflow,
-            block_timeout=_number("block_timeout", block_timeout, 0, 60),
-            max_retry_time=_number("max_retry_time", max_retry_time, 0, 86400),
-            retry_base_delay=_number("retry_base_delay", retry_base_delay, 0.001, 60),
-            sync_timeout=_number("sync_timeout", sync_timeout, 0, 3600),
+            block_timeout=check_number(
+                "block_timeout", block_timeout, 0, 60, unit="seconds"
+            ),
+            max_retry_time=check_number(
+                "max_retry_time", max_retry_time, 0, 86400, unit="seconds"
+            ),
+            retry_base_delay=check_number(
+                "retry_base_delay", retry_base_delay, 0.001, 60, unit="seconds"
+            ),
+            sync_timeout=check_number(
+                "sync_timeout", sync_timeout, 0, 3600, unit="seconds"
+            ),
             sync_mode=bool(sync_mode),
         )
-        self.shutdown_timeout: float = _number(
-            "shutdown_timeout", shutdown_timeout, 0, 3600
+        self.shutdown_timeout: float = check_number(
+            "shutdown_timeout", shutdown_timeout, 0, 3600, unit="seconds"
         )
         self.disabled = bool(disabled)
         self.sync_mode = bool(sync_mode)
+        self.strict = env_flag(
+            "strict", strict, os.environ if environ is None else environ
+        )
         self.config: Config | None
         try:
             self.config = Config.resolve(
@@ -230,35 +237,69 @@ class Client:
         fields: Mapping[str, Any] | None = None,
         details: Mapping[str, Any] | None = None,
         date: dt.datetime | dt.date | str | None = None,
-    ) -> Event:
+    ) -> Event | None:
         """Validate and capture one event; `email` defaults to the identity bound
         by `identify()` (or the middleware) in the current request or context.
 
+        Returns the captured `Event`, or None when it was invalid and dropped
+        (lenient mode, the default).
+
         Raises:
-            InvalidEventError: the event is invalid; the message names the field.
+            InvalidEventError: in strict mode only, for an invalid event; the
+                message names the field.
         """
-        if email is None:
-            email = current_email()
+        try:
             if email is None:
-                raise InvalidEventError(
-                    "email is required: pass email=... or call "
-                    "bento_track.identify(email) earlier in this request or context",
-                    field="email",
-                )
-        request = current_request()
-        if request is not None and request.attach_facts:
-            # The middleware asked for request facts on every event in the request.
-            details = {**request.facts(), **(details or {})}
-        event = Event.build(
-            type, email=email, fields=fields, details=details, date=date
-        )
+                email = current_email()
+                if email is None:
+                    raise InvalidEventError(
+                        "email is required: pass email=... or call "
+                        "bento_track.identify(email) earlier in this request or "
+                        "context",
+                        field="email",
+                    )
+            request = current_request()
+            if (
+                request is not None
+                and request.attach_facts
+                and (details is None or isinstance(details, Mapping))
+            ):
+                # The middleware asked for request facts on every event in it.
+                details = {**request.facts(), **(details or {})}
+            event = Event.build(
+                type, email=email, fields=fields, details=details, date=date
+            )
+        except InvalidEventError as exc:
+            self.refuse_invalid(exc)
+            return None
+        except Exception:
+            if self.strict:
+                raise
+            internal_error("track()")
+            return None
         self.capture(event)
         return event
+
+    def refuse_invalid(
+        self, error: InvalidEventError, where: str | None = None
+    ) -> None:
+        """An event that could not be built: dropped (counted as `invalid`,
+        signalled, logged). From `track()` (no `where`) in strict mode, raised
+        instead; capture paths pass `where` and never raise."""
+        if self.strict and where is None:
+            raise error
+        self._worker.drop(
+            [], "invalid", queued=False, count=1, error=error, where=where or "track()"
+        )
 
     def capture(self, event: Event) -> None:
         """Send an already built `Event` through the `event_captured` signal."""
         if not self._direct or _event_captured.is_muted:
-            _event_captured.send(self, event=event)
+            # Every receiver, each guarded: one that raises is logged and
+            # counted, and never keeps the event from the queue.
+            failures = _send(_event_captured, self, event=event)
+            if failures:
+                self._worker.count_receiver_errors(failures)
             return
         # The collector, inlined for the common case (see `_enqueue`): this runs
         # for every event the application captures. The pid check stays even
@@ -291,7 +332,10 @@ class Client:
         worker = self._worker
         if self.sync_mode:
             worker.inbox.append(event)
-            worker.run_sync(self._settings.sync_timeout)
+            try:
+                worker.run_sync(self._settings.sync_timeout)
+            except Exception:  # delivery trouble never reaches the caller
+                internal_error("sync-mode delivery")
             return
         inbox = worker.inbox
         if len(inbox) + worker.held >= self._max_queue and not self._make_room(worker):
@@ -321,9 +365,13 @@ class Client:
         definitively rejected or dropped); at most `timeout` seconds (default
         30). Returns False on timeout, or when sending stopped (bad credentials,
         shutdown). Sends partial batches now, still within the request budget."""
+        limit = (
+            DEFAULT_FLUSH_TIMEOUT
+            if timeout is None
+            else check_number("timeout", timeout, 0, 86400, unit="seconds")
+        )
         if self.disabled:
             return True
-        limit = DEFAULT_FLUSH_TIMEOUT if timeout is None else max(0.0, timeout)
         return self._worker.flush(limit)
 
     def shutdown(self, timeout: float | None = None) -> int:
@@ -331,13 +379,17 @@ class Client:
         worker, and refuse later events (counted as dropped, reason
         `shutdown`). Idempotent. Returns the number of events left undelivered,
         which is also logged when not zero."""
+        limit = (
+            self.shutdown_timeout
+            if timeout is None
+            else check_number("timeout", timeout, 0, 86400, unit="seconds")
+        )
         with self._lifecycle:
             if self._undelivered_at_shutdown is not None:
                 return self._undelivered_at_shutdown
             self._undelivered_at_shutdown = 0
             if self._refuse is None:
                 self._refuse = "shutdown"
-        limit = self.shutdown_timeout if timeout is None else max(0.0, timeout)
         deadline = time.monotonic() + limit
         worker = self._worker
         worker.deadline = deadline
@@ -355,7 +407,10 @@ class Client:
                 )
         return left
 
-    close = shutdown
+    def close(self) -> None:
+        """`shutdown()` with the default timeout, for `contextlib.closing` and
+        frameworks that call `close()`."""
+        self.shutdown()
 
     def stats(self) -> DeliveryStats:
         """A snapshot of delivery counters (see `DeliveryStats`)."""

@@ -12,13 +12,14 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from .errors import ConfigurationError
 
-__all__ = ["DEFAULT_BASE_URL", "Config"]
+__all__ = ["DEFAULT_BASE_URL", "ENV_VARS", "Config", "check_number", "env_flag"]
 
 DEFAULT_BASE_URL = "https://app.bentonow.com/api/v1"
 
@@ -29,6 +30,7 @@ ENV_VARS = {
     "secret_key": "BENTO_SECRET_KEY",
     "base_url": "BENTO_BASE_URL",
     "allow_insecure_http": "BENTO_ALLOW_INSECURE_HTTP",
+    "strict": "BENTO_STRICT",
 }
 
 # Keys and site uuids are opaque tokens; anything with spaces, quotes or control
@@ -36,6 +38,50 @@ ENV_VARS = {
 _TOKEN = re.compile(r"[A-Za-z0-9_\-.]{1,200}")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+def check_number(
+    name: str,
+    value: object,
+    low: float,
+    high: float,
+    *,
+    integer: bool = False,
+    unit: str = "",
+) -> Any:
+    """`value` if it is a number (an int when `integer`) in [low, high], else a
+    `ConfigurationError` naming the setting, the unit and the range. The one
+    check every numeric setting goes through; `bool` is not a number here."""
+    kind = "an integer" if integer else "a number"
+    if unit:
+        kind = f"{kind} of {unit}"
+    ok = isinstance(value, int if integer else (int, float)) and not isinstance(
+        value, bool
+    )
+    if not ok or not low <= value <= high:  # type: ignore[operator]
+        raise ConfigurationError(
+            f"{name} must be {kind} in [{low:g}, {high:g}], not {value!r}",
+            setting=name,
+        )
+    return value if integer else float(value)  # type: ignore[arg-type]
+
+
+def env_flag(name: str, value: bool | None, env: Mapping[str, str]) -> bool:
+    """A yes/no setting: the argument when given (a bool), else its variable."""
+    var = ENV_VARS[name]
+    if value is not None:
+        if not isinstance(value, bool):
+            raise ConfigurationError(
+                f"{name} must be True or False, not {value!r}", setting=name
+            )
+        return value
+    raw = env.get(var, "").strip().lower()
+    if raw not in _TRUE | _FALSE:
+        raise ConfigurationError(
+            f"{name} ({var}) must be one of 1/0/true/false/yes/no/on/off, not {raw!r}",
+            setting=name,
+        )
+    return raw in _TRUE
 
 
 def _is_loopback(host: str) -> bool:
@@ -108,6 +154,11 @@ class Config:
         }
         for name, value in values.items():
             var = ENV_VARS[name]
+            if value is not None and not isinstance(value, str):
+                raise ConfigurationError(
+                    f"{name} must be a string, not {type(value).__name__}",
+                    setting=name,
+                )
             if value is None or value == "":
                 raise ConfigurationError(
                     f"{name} is not set: pass {name}=... or set the {var} "
@@ -121,28 +172,20 @@ class Config:
                     "digits, '-', '_' or '.' with no spaces or quotes",
                     setting=name,
                 )
-        insecure = allow_insecure_http
-        if insecure is None:
-            raw = env.get(ENV_VARS["allow_insecure_http"], "").strip().lower()
-            if raw not in _TRUE | _FALSE:
-                raise ConfigurationError(
-                    "allow_insecure_http (BENTO_ALLOW_INSECURE_HTTP) must be one of "
-                    f"1/0/true/false/yes/no/on/off, not {raw!r}",
-                    setting="allow_insecure_http",
-                )
-            insecure = raw in _TRUE
-        url = cls._check_base_url(
-            pick("base_url", base_url) or DEFAULT_BASE_URL, insecure
+        insecure = env_flag("allow_insecure_http", allow_insecure_http, env)
+        url = pick("base_url", base_url) or DEFAULT_BASE_URL
+        if not isinstance(url, str):
+            raise ConfigurationError(
+                f"base_url must be a string, not {type(url).__name__}",
+                setting="base_url",
+            )
+        url = cls._check_base_url(url, insecure)
+        connect_timeout = check_number(
+            "connect_timeout", connect_timeout, 0.001, 600, unit="seconds"
         )
-        for name, timeout in (
-            ("connect_timeout", connect_timeout),
-            ("read_timeout", read_timeout),
-        ):
-            if not isinstance(timeout, (int, float)) or not 0 < timeout <= 600:
-                raise ConfigurationError(
-                    f"{name} must be a number of seconds in (0, 600], not {timeout!r}",
-                    setting=name,
-                )
+        read_timeout = check_number(
+            "read_timeout", read_timeout, 0.001, 600, unit="seconds"
+        )
         return cls(
             site_uuid=values["site_uuid"] or "",
             publishable_key=values["publishable_key"] or "",

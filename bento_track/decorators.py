@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import wrapt
 
-from ._capture import capture_event, configured_type, internal_error
-from ._context import current_request
+from ._capture.build import capture_event, configured_type
+from ._capture.context import current_request
+from ._internal import internal_error
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:

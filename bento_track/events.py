@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import json
 import re
 import time
 import uuid
@@ -20,12 +19,16 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from .errors import InvalidEventError
 
 __all__ = [
     "Event",
     "JSONValue",
     "dumps",
+    "format_timestamp",
+    "normalize_fields",
     "normalize_json",
     "purchase",
     "remove_tag",
@@ -42,7 +45,14 @@ JSONValue = (
 
 MAX_TYPE_LENGTH = 255
 MAX_EMAIL_LENGTH = 254
+#: `fields` is a subscriber's custom fields: a few dozen in real accounts
+MAX_FIELDS = 1000
+#: how far ahead of this host's clock a `date` may be (clock skew, not typos)
+MAX_FUTURE = dt.timedelta(days=1)
 _MAX_DEPTH = 32
+# JSON numbers Bento (and orjson) can hold: 64-bit integers
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
 
 # Deliberately simple: one @, no whitespace, a dot in the domain. Bento does
 # the real verification; this catches empty strings, names and typos like "a@b".
@@ -75,6 +85,7 @@ def validate_email(email: object, field: str = "email") -> str:
         raise InvalidEventError(
             f"{field} is required and must not be empty", field=field
         )
+    check_text(value, field)
     if len(value) > MAX_EMAIL_LENGTH or not _EMAIL.match(value):
         raise InvalidEventError(
             f"{field} is not a well-formed email address: {value[:80]!r}", field=field
@@ -83,6 +94,36 @@ def validate_email(email: object, field: str = "email") -> str:
         _valid_emails.clear()
     _valid_emails[email] = value
     return value
+
+
+def check_text(value: str, field: str) -> str:
+    """`value` if it is text Bento can store, else raise naming `field`: no lone
+    surrogates (not valid Unicode, so not encodable as UTF-8 JSON) and no NUL
+    characters (which Bento's database cannot hold)."""
+    if value.isascii():
+        if "\x00" in value:
+            raise InvalidEventError(f"{field}: contains a NUL character", field=field)
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidEventError(
+            f"{field}: not valid Unicode text (lone surrogate "
+            f"{value[exc.start]!r} at index {exc.start})",
+            field=field,
+        ) from None
+    if "\x00" in value:
+        raise InvalidEventError(f"{field}: contains a NUL character", field=field)
+    return value
+
+
+def _check_int(value: int, path: str) -> int:
+    if _INT_MIN <= value <= _INT_MAX:
+        return value
+    raise InvalidEventError(
+        f"{path}: {value} does not fit in a 64-bit JSON number; send it as a string",
+        field=path,
+    )
 
 
 def format_date(value: dt.datetime | dt.date) -> str:
@@ -127,10 +168,14 @@ def normalize_json(value: Any, path: str = "details", _depth: int = 0) -> JSONVa
     """Return `value` as plain JSON types, or raise `InvalidEventError` naming the
     offending path (e.g. `details.cart.items[2].price`)."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is str:
+        return check_text(value, path)
+    if kind is bool or value is None:
         return value
+    if kind is int:
+        return _check_int(value, path)
     if kind is float:
-        if value != value or value in (float("inf"), float("-inf")):
+        if value != value or value in _INFINITIES:
             raise InvalidEventError(f"{path}: {value} is not valid JSON", field=path)
         return value
     if _depth > _MAX_DEPTH:
@@ -145,6 +190,7 @@ def normalize_json(value: Any, path: str = "details", _depth: int = 0) -> JSONVa
                     f"{path}: keys must be strings, got {type(key).__name__} {key!r}",
                     field=path,
                 )
+            check_text(key, f"{path} key {key!r}")
             out[key] = normalize_json(item, f"{path}.{key}", _depth + 1)
         return out
     if isinstance(value, (list, tuple)):
@@ -165,13 +211,21 @@ def normalize_fields(
     """Flat fields: string keys, scalar values only (after conversion)."""
     if fields is None:
         return None
-    if type(fields) is dict:
-        # Fast path: the common case is a small dict of plain scalars.
+    if type(fields) is dict and len(fields) <= MAX_FIELDS:
+        # Fast path: the common case is a small dict of plain scalars in ASCII.
         for key, value in fields.items():
             kind = type(value)
             if type(key) is not str or kind not in _FLAT_TYPES or not key:
                 break
-            if kind is float and (value != value or value in _INFINITIES):
+            if not key.isascii() or "\x00" in key:
+                break
+            if kind is str:
+                if not value.isascii() or "\x00" in value:
+                    break
+            elif kind is float:
+                if value != value or value in _INFINITIES:
+                    break
+            elif kind is int and not _INT_MIN <= value <= _INT_MAX:
                 break
         else:
             return dict(fields)
@@ -180,19 +234,25 @@ def normalize_fields(
             f"{path} must be a dict of field name to value, not {type(fields).__name__}",
             field=path,
         )
+    if len(fields) > MAX_FIELDS:
+        raise InvalidEventError(
+            f"{path}: {len(fields)} fields; at most {MAX_FIELDS} per event",
+            field=path,
+        )
     out: dict[str, Any] = {}
     for key, value in fields.items():
-        where = f"{path}.{key}"
         if not isinstance(key, str) or not key:
             raise InvalidEventError(
                 f"{path}: field names must be non-empty strings, got {key!r}",
                 field=path,
             )
+        check_text(key, f"{path} key {key!r}")
+        where = f"{path}.{key}"
         kind = type(value)
-        if kind is str or kind is int or kind is bool or value is None:
+        if kind is bool or value is None:
             out[key] = value
             continue
-        if kind is float:
+        if kind is str or kind is int or kind is float:
             out[key] = normalize_json(value, where)
             continue
         if isinstance(value, (Mapping, list, tuple, set, frozenset)):
@@ -215,7 +275,7 @@ _valid_types: dict[str, str] = {}
 _VALID_TYPE_CACHE = 1024
 
 
-def _check_type(value: object) -> str:
+def check_type(value: object) -> str:
     """`value` stripped if it is a usable event type, else raise. A few types
     make most events, so the checked ones are remembered (a bounded cache)."""
     if type(value) is str:
@@ -231,6 +291,7 @@ def _check_type(value: object) -> str:
         raise InvalidEventError(
             f"type is longer than {MAX_TYPE_LENGTH} characters", field="type"
         )
+    check_text(value, "type")
     if len(_valid_types) >= _VALID_TYPE_CACHE:
         _valid_types.clear()
     checked = _valid_types[value] = value.strip()
@@ -239,8 +300,9 @@ def _check_type(value: object) -> str:
 
 class Event:
     """One Bento event. Build it with `Event.build(...)`, which validates and
-    normalises; the plain constructor trusts its arguments. Treat it as
-    immutable: it may sit in a queue while your code runs on.
+    normalises; the plain constructor is the library's trusted one (every
+    capture path ends in it) and takes its arguments as they are. Treat an
+    event as immutable: it may sit in a queue while your code runs on.
 
     `captured_at` (seconds since the epoch) is when the event happened; it is
     sent as `date` unless an explicit `date` was given, so batching and retries
@@ -264,7 +326,7 @@ class Event:
         self.details = details
         #: ISO 8601 UTC string, already formatted, or None to use `captured_at`
         self.date = date
-        self.captured_at = time.time() if captured_at is None else captured_at
+        self.captured_at = _now() if captured_at is None else captured_at
 
     @classmethod
     def build(
@@ -277,20 +339,13 @@ class Event:
         date: dt.datetime | dt.date | str | None = None,
     ) -> Event:
         """Validate and normalise; raise `InvalidEventError` naming the field."""
-        if details is not None and not isinstance(details, Mapping):
-            raise InvalidEventError(
-                f"details must be a dict, not {type_name(details)}", field="details"
-            )
-        # Slots set directly: this runs on every `track()`, and a call to
-        # `__init__` with its defaults costs a fifth of it.
-        event = _new_event(cls)
-        event.type = _check_type(type)
-        event.email = validate_email(email)
-        event.fields = None if fields is None else normalize_fields(fields)
-        event.details = None if details is None else normalize_json(details, "details")
-        event.date = None if date is None else _check_date(date)
-        event.captured_at = _now()
-        return event
+        return cls(
+            check_type(type),
+            validate_email(email),
+            None if fields is None else normalize_fields(fields),
+            None if details is None else check_details(details),
+            None if date is None else check_date(date),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The event as Bento's JSON object (empty parts omitted)."""
@@ -316,51 +371,76 @@ class Event:
     __hash__ = None  # type: ignore[assignment]
 
 
-_new_event = object.__new__
 _now = time.time
-
-_last_second: list[Any] = [None, ""]
+_MILLIS = tuple(f".{i:03d}Z" for i in range(1000))
+_last_second: tuple[int, str] = (-1, "")
 
 
 def format_timestamp(ts: float) -> str:
     """Epoch seconds as ISO 8601 UTC with milliseconds, e.g.
-    `2026-11-26T23:55:21.123Z`. The formatted second is cached: most events in
-    a batch share it, and this runs once per delivered event."""
+    `2026-11-26T23:55:21.123Z`. The formatted second is remembered: most events
+    of a batch share it, and this runs once per delivered event."""
+    global _last_second
     second = int(ts)
-    millis = int((ts - second) * 1000)
     cached = _last_second
     if cached[0] != second:
-        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        cached[0] = second
-    return f"{cached[1]}.{millis:03d}Z"
+        cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        _last_second = cached
+    return cached[1] + _MILLIS[int((ts - second) * 1000)]
 
 
 def type_name(value: object) -> str:
     return type(value).__name__
 
 
-def _check_date(value: object) -> str | None:
-    if value is None:
-        return None
+def check_details(details: object) -> dict[str, Any]:
+    """`details` as plain JSON (a dict), or raise naming the offending path."""
+    if not isinstance(details, Mapping):
+        raise InvalidEventError(
+            f"details must be a dict, not {type_name(details)}", field="details"
+        )
+    checked: dict[str, Any] = normalize_json(details, "details")
+    return checked
+
+
+def check_date(value: object) -> str:
+    """A `date` as Bento's ISO 8601 UTC text; naive datetimes are taken as UTC.
+    A date more than `MAX_FUTURE` ahead of this host's clock is refused."""
     if isinstance(value, (dt.datetime, dt.date)):
-        return format_date(value)
-    if isinstance(value, str):
+        moment = value
+    elif isinstance(value, str):
         try:
-            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             raise InvalidEventError(
                 f"date is not an ISO 8601 timestamp: {value[:40]!r}", field="date"
             ) from None
-        return format_date(parsed)
-    raise InvalidEventError(
-        f"date must be a datetime, date or ISO 8601 string, not {type_name(value)}",
-        field="date",
-    )
+    else:
+        raise InvalidEventError(
+            f"date must be a datetime, date or ISO 8601 string, not {type_name(value)}",
+            field="date",
+        )
+    try:
+        text = format_date(moment)
+    except (OverflowError, ValueError):  # e.g. year 1 shifted before year 1
+        raise InvalidEventError(
+            f"date {value!s:.40} cannot be expressed in UTC", field="date"
+        ) from None
+    stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    if stamp - _now() > MAX_FUTURE.total_seconds():
+        raise InvalidEventError(
+            f"date {text} is more than a day in the future", field="date"
+        )
+    return text
 
 
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON of already-normalised data (what Bento receives)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON of already-normalised data (what Bento receives).
+
+    Raises:
+        TypeError: `value` holds something JSON cannot (`orjson.JSONEncodeError`).
+    """
+    return orjson.dumps(value)
 
 
 # -- Bento's reserved events ---------------------------------------------------

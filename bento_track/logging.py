@@ -41,10 +41,9 @@ import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _internal
-from ._capture import capture_event, exception_summary, internal_error, report_invalid
-from ._context import current_request
-from ._internal import inside_library
+from ._capture.build import capture_event, exception_summary, report_invalid
+from ._capture.context import current_request
+from ._internal import inside_library, internal_error, thread_state
 from .errors import InvalidEventError
 
 if TYPE_CHECKING:
@@ -121,7 +120,7 @@ class BentoHandler(logging.Handler):
         """Build and enqueue the record's event (no I/O); never raises."""
         # `library_section()` inlined: a context manager costs as much as the
         # rest of a tagged record's path.
-        local = _internal._local
+        local = thread_state
         previous = getattr(local, "active", False)
         local.active = True
         try:
@@ -146,6 +145,7 @@ class BentoHandler(logging.Handler):
                         f"log tag has unknown keys {sorted(map(str, unknown))}; "
                         "use type, email, fields, details"
                     ),
+                    self.client,
                 )
                 return
             event_type = tag.get("type")
@@ -159,6 +159,7 @@ class BentoHandler(logging.Handler):
                     "the bento tag must be a dict, an event type or True, not "
                     f"{type(tag).__name__}"
                 ),
+                self.client,
             )
             return
         if event_type is None:

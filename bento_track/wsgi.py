@@ -45,8 +45,8 @@ from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._context import RequestContext, _request
-from ._rules import DEFAULT_STATUS, CaptureFn, CaptureRules, IdentifyFn
+from ._capture.context import RequestContext, request_var
+from ._capture.rules import DEFAULT_STATUS, CaptureFn, CaptureRules, IdentifyFn
 
 if TYPE_CHECKING:
     from .client import Client
@@ -104,11 +104,11 @@ class BentoWSGIMiddleware:
         self, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
         exchange = _Exchange(self._rules, environ, start_response)
-        token = _request.set(exchange.ctx)
+        token = request_var.set(exchange.ctx)
         try:
             return exchange.serve(self.app)
         finally:
-            _request.reset(token)
+            request_var.reset(token)
 
 
 def wsgi_route(environ: Mapping[str, Any]) -> str | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
-from .._batcher import Record
+from .._delivery.batcher import Record
 from .memory import MemoryQueue
 
 __all__ = ["MemoryQueue", "QueueBackend", "Record"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
-from .._batcher import Record
+from .._delivery.batcher import Record
 
 __all__ = ["MemoryQueue"]
 

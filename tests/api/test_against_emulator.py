@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bento_track._http import headers
+from bento_track._transport.http import headers
 from bento_track.api import AsyncBentoAPI
 from bento_track.config import Config
 from bento_track.errors import (

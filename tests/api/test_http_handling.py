@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bento_track._http import USER_AGENT
+from bento_track._transport.http import USER_AGENT
 from bento_track.api import AsyncBentoAPI, BentoAPI
 from bento_track.config import Config
 from bento_track.errors import (

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bento_track import _requests as R
+from bento_track._transport import requests as R
 from bento_track.errors import APIError, InvalidEventError, RateLimitedError
 from bento_track.events import Event
 from bento_track.models import (
@@ -46,10 +46,11 @@ def test_batch_result_parses_plural_singular_and_junk(
 
 def test_results_add_up_across_chunks() -> None:
     """Summing chunks adds results, failures and requests."""
-    total = R.total([BatchResult(1000, 1), BatchResult(1000), BatchResult(500, 2)])
+    parts = [BatchResult(1000, 1), BatchResult(1000), BatchResult(500, 2)]
+    total = sum(parts, BatchResult(0, 0, 0))
 
     assert BatchResult(2500, 3, 3) == total
-    assert BatchResult(0, 0, 0) == R.total([])
+    assert BatchResult(0, 0, 0) == sum([], BatchResult(0, 0, 0))
     assert CommandResult(3, 0, 2) == CommandResult(1) + CommandResult(2)
 
 

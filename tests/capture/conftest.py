@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 import bento_track
-from bento_track._capture import invalid_events
+from bento_track import signals
+from bento_track._capture.build import invalid_events
 from bento_track._internal import internal_errors
-from bento_track._signals import signals
 from bento_track.events import Event
 
 with warnings.catch_warnings():

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket
 
 import bento_track
 from bento_track import BentoMiddleware
-from bento_track._rules import anonymous_skipped
+from bento_track._capture.rules import anonymous_skipped
 from bento_track.errors import ConfigurationError
 
 from .conftest import Failures, Recorder, TestClient
@@ -140,7 +140,7 @@ def test_identity_does_not_leak_between_requests(recorder: Recorder) -> None:
 
     assert ["login"] == recorder.types()
     assert 1 == anonymous_skipped.count - before
-    assert bento_track._context.current_email() is None
+    assert bento_track._capture.context.current_email() is None
 
 
 def test_identify_option_asked_when_needed_and_retried_at_the_end(
@@ -158,7 +158,7 @@ def test_identify_option_asked_when_needed_and_retried_at_the_end(
 
     async def view(request: Request) -> PlainTextResponse:
         # What `track()` without email asks; identify= has no email yet.
-        assert bento_track._context.current_email() is None
+        assert bento_track._capture.context.current_email() is None
         return PlainTextResponse("ok")
 
     app = Starlette(
@@ -543,7 +543,7 @@ def test_finished_request_lets_go_of_the_scope(recorder: Recorder) -> None:
     seen: list[Any] = []
 
     async def view(request: Request) -> PlainTextResponse:
-        seen.append(bento_track._context.current_request())
+        seen.append(bento_track._capture.context.current_request())
         return PlainTextResponse("ok")
 
     app = Starlette(routes=[Route("/signup", view, methods=["POST"])])

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import bento_track
-from bento_track._context import RequestContext, enter_request, exit_request
-from bento_track._signals import signals
+from bento_track import signals
+from bento_track._capture.context import RequestContext, enter_request, exit_request
 from bento_track.logging import BentoHandler
 
 from .conftest import Failures, Recorder

@@ -14,7 +14,7 @@ from werkzeug.test import Client as WerkzeugClient
 
 import bento_track
 from bento_track import BentoWSGIMiddleware
-from bento_track._context import current_request
+from bento_track._capture.context import current_request
 
 from .conftest import Failures, Recorder, wsgiref_server
 

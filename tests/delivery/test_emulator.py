@@ -14,7 +14,7 @@ import time
 import pytest
 
 import bento_track
-from bento_track._clock import FakeClock
+from bento_track._delivery.clock import FakeClock
 from bento_track.events import Event
 from bento_track.queues import MemoryQueue
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from . import _http
-from .config import Config
-from .errors import APIError
+from .._transport import http as _http
+from ..config import Config
+from ..errors import APIError
 
 __all__ = ["Outcome", "Sender", "Verdict"]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from ._clock import Clock
+from .clock import Clock
 
 __all__ = ["RequestBudget"]
 
@@ -53,7 +53,3 @@ class RequestBudget:
     def pause(self, seconds: float) -> None:
         """Stop all sending for `seconds` (a 429), never shortening a pause."""
         self.paused_until = max(self.paused_until, self._clock.monotonic() + seconds)
-
-    def reset(self) -> None:
-        self._log.clear()
-        self.paused_until = 0.0

@@ -1,21 +1,18 @@
 """Pure batching logic: encoding events once, sizing and building request bodies,
 and deciding when a batch is due. No threads, no I/O; the clock is passed in.
 
-Each event is encoded exactly once, in the worker thread, to the same compact
-UTF-8 JSON that `events.dumps(event.to_dict())` produces (a test holds them
-equal); a batch body is those bytes joined, so a retry or a bisection never
-re-encodes anything.
+Each event is encoded exactly once, in the worker thread, to compact UTF-8
+JSON (orjson); a batch body is those bytes joined, so a retry or a bisection
+never re-encodes anything.
 """
 
 from __future__ import annotations
 
-import json
-import json.encoder
-import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from .events import Event
+import orjson
+
+from ..events import Event
 
 __all__ = [
     "BODY_OVERHEAD",
@@ -40,79 +37,20 @@ BODY_OVERHEAD = len(_PREFIX) + len(_SUFFIX)
 #: backend stores anyway; `decode_event` rebuilds an `Event` for signals.
 Record = bytes
 
-_encode_string: Callable[[str], str] = json.encoder.encode_basestring
-_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-
-
-def _slow_encode_json(value: Any, _level: int) -> Sequence[str]:
-    return [json.dumps(value, separators=(",", ":"), ensure_ascii=False)]
-
-
-# The C encoder behind `json.dumps(..., separators=(",", ":"), ensure_ascii=False)`,
-# built once: calling it directly skips json.dumps's per-call setup.
-_encode_json: Callable[[Any, int], Sequence[str]] = (
-    _make_encoder(
-        None,
-        json.JSONEncoder().default,
-        _encode_string,
-        None,
-        ":",
-        ",",
-        False,
-        False,
-        True,
-    )
-    if _make_encoder is not None
-    else _slow_encode_json
-)
-
-
-# `events.format_timestamp`, inlined with a per-second cache and a table of
-# millisecond suffixes: it runs once per delivered event. Same arithmetic, so
-# the same text (a test holds them equal).
-_MILLIS = tuple(f".{i:03d}Z" for i in range(1000))
-_second_cache: tuple[int, str] = (-1, "")
-
-
-#: `{"type":"<type>","email":` per event type: a handful of types make most events
-_heads: dict[str, str] = {}
-_HEADS_CACHE = 1024
-
-
-def _head(event_type: str) -> str:
-    if len(_heads) >= _HEADS_CACHE:
-        _heads.clear()
-    head = _heads[event_type] = f'{{"type":{_encode_string(event_type)},"email":'
-    return head
-
 
 def encode_event(event: Event) -> bytes:
-    """The event as Bento's JSON object, bytes-identical to
-    `events.dumps(event.to_dict())` but without building the dict."""
-    global _second_cache
-    date = event.date
-    if not date:
-        ts = event.captured_at
-        second = int(ts)
-        cached = _second_cache
-        if cached[0] != second:
-            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-            _second_cache = cached
-        date = cached[1] + _MILLIS[int((ts - second) * 1000)]
-    head = _heads.get(event.type) or _head(event.type)
-    head = f"{head}{_encode_string(event.email)}"
-    fields = event.fields
-    details = event.details
-    if fields:
-        head = f'{head},"fields":{"".join(_encode_json(fields, 0))}'
-    if details:
-        head = f'{head},"details":{"".join(_encode_json(details, 0))}'
-    return f'{head},"date":"{date}"}}'.encode()
+    """The event as Bento's JSON object, compact UTF-8 (`dumps(event.to_dict())`).
+
+    Raises:
+        TypeError: the event holds what JSON cannot (only an event built
+            without validation can: the worker drops it as `unencodable`).
+    """
+    return orjson.dumps(event.to_dict())
 
 
 def decode_event(data: bytes) -> Event:
     """An `Event` equal to the one `data` was encoded from (for signals)."""
-    doc = json.loads(data)
+    doc = orjson.loads(data)
     return Event(
         doc["type"], doc["email"], doc.get("fields"), doc.get("details"), doc["date"]
     )

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
-from .errors import APIError, ConfigurationError, InvalidEventError
-from .events import validate_email
+from ..errors import APIError, ConfigurationError, InvalidEventError
+from ..events import validate_email
 
 __all__ = ["ImportSummary", "import_csv", "read_rows"]
 

@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 
 import httpx
 
-from . import __version__
-from .config import Config
-from .errors import (
+from .._version import __version__
+from ..config import Config
+from ..errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -178,6 +178,3 @@ def error_from_exception(
     )
     return cls(f"{method} {path} failed: {reason}", method=method, path=path)
 
-
-def is_retryable(error: APIError) -> bool:
-    return error.retryable

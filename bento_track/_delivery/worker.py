@@ -19,10 +19,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from . import _http
-from ._batcher import (
+from .. import signals
+from .._internal import RateLimitedLog, library_section, logger
+from .._transport import http as _http
+from ..errors import APIError
+from ..events import Event
+from ..queues import QueueBackend
+from .batcher import (
     BODY_OVERHEAD,
     BatchPolicy,
     Record,
@@ -30,14 +34,9 @@ from ._batcher import (
     decode_event,
     encode_event,
 )
-from ._clock import Clock
-from ._internal import library_section, logger
-from ._ratelimit import RequestBudget
-from ._sender import Outcome, Sender, Verdict
-from ._signals import signals
-from .errors import APIError
-from .events import Event
-from .queues import QueueBackend
+from .budget import RequestBudget
+from .clock import Clock
+from .sender import Outcome, Sender, Verdict
 
 __all__ = ["DeliveryStats", "Worker", "WorkerSettings"]
 
@@ -48,6 +47,21 @@ _RETRY_CAP = 30.0
 _batch_sent = signals.batch_sent
 _batch_failed = signals.batch_failed
 _event_dropped = signals.event_dropped
+_send = signals.send
+
+#: what each drop reason means, for the warning that says it
+DROP_REASONS = {
+    "invalid": "the event is invalid",
+    "queue_full": "the queue is full (max_queue_size / max_queue_bytes); "
+    "delivery is slower than capture or Bento is unreachable",
+    "oversize": "the event alone is larger than a request may be",
+    "unencodable": "the event cannot be encoded as JSON",
+    "rejected": "Bento refused the event (400/422)",
+    "shutdown": "captured after shutdown()",
+}
+#: reasons said elsewhere: `disabled` is the user's choice, and the default
+#: client logs once why it is `not_configured`
+QUIET_REASONS = frozenset({"disabled", "not_configured"})
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,8 @@ class DeliveryStats:
         last_error: the last error message (secrets redacted), or None.
         paused_until: epoch seconds until which sending is paused (429), or None.
         auth_failed: Bento refused our credentials (401/403/404); sending stopped.
+        receiver_errors: calls to receivers of our signals that raised
+            (logged and ignored).
     """
 
     enqueued: int
@@ -84,6 +100,7 @@ class DeliveryStats:
     last_error: str | None
     paused_until: float | None
     auth_failed: bool
+    receiver_errors: int = 0
 
 
 @dataclass(frozen=True)
@@ -160,6 +177,8 @@ class Worker:
         self.retried = 0
         self.requests = 0
         self.dropped: dict[str, int] = {}
+        self.receiver_errors = 0
+        self.drop_log = RateLimitedLog()
         self.last_success_at: float | None = None
         self.last_error_at: float | None = None
         self.last_error: str | None = None
@@ -201,17 +220,66 @@ class Worker:
         return len(self.inbox) + self.held
 
     def drop(
-        self, events: list[Event], reason: str, *, queued: bool, **extra: Any
+        self,
+        events: list[Event],
+        reason: str,
+        *,
+        queued: bool,
+        count: int | None = None,
+        error: Exception | None = None,
+        message: str | None = None,
+        where: str | None = None,
     ) -> None:
-        """Count and signal events that will never be delivered. `queued` says
-        whether they had been enqueued (so a `flush()` stops waiting for them)."""
+        """Count, log (rate-limited) and signal events that will never be
+        delivered. `queued` says whether they had been enqueued (so a `flush()`
+        stops waiting for them); `count` defaults to `len(events)` (an invalid
+        event was never built, so it comes with no `Event`)."""
+        n = len(events) if count is None else count
         with self.progress:
-            self.dropped[reason] = self.dropped.get(reason, 0) + len(events)
+            self.dropped[reason] = self.dropped.get(reason, 0) + n
             if queued:
-                self.settled += len(events)
+                self.settled += n
                 self.progress.notify_all()
+        if message is None and error is not None:
+            message = str(error)
+        if reason not in QUIET_REASONS:
+            self._say_drop(reason, n, message, where)
         if _event_dropped.receivers:
-            _event_dropped.send(self.owner, events=events, reason=reason, **extra)
+            self.count_receiver_errors(
+                _send(
+                    _event_dropped,
+                    self.owner,
+                    events=events,
+                    reason=reason,
+                    error=error,
+                    message=message,
+                )
+            )
+
+    def _say_drop(
+        self, reason: str, n: int, message: str | None, where: str | None
+    ) -> None:
+        what = DROP_REASONS.get(reason, reason)
+        if reason == "invalid":
+            # One line a minute per distinct problem, not per reason.
+            self.drop_log.warn(
+                f"invalid:{where}:{message}",
+                n,
+                "%s: event not tracked (invalid): %s",
+                where or "track()",
+                message,
+            )
+        elif message:
+            self.drop_log.warn(
+                reason, n, "events dropped (%s: %s): %s", reason, what, message
+            )
+        else:
+            self.drop_log.warn(reason, n, "events dropped (%s: %s)", reason, what)
+
+    def count_receiver_errors(self, n: int) -> None:
+        if n:
+            with self.progress:
+                self.receiver_errors += n
 
     def evict_from_inbox(self) -> bool:
         """`drop_oldest` at capture: drop the oldest event not yet taken by the
@@ -355,22 +423,29 @@ class Worker:
                         break
             self.drained += len(events)
         records: list[Record] = []
-        oversize: list[Event] = []
         limit = self.policy.max_bytes - BODY_OVERHEAD - 1  # one event alone
         append = records.append
         for event in events:
-            data = encode_event(event)
+            try:
+                data = encode_event(event)
+            except Exception as exc:  # validation let it through: it goes alone
+                self.drop([event], "unencodable", queued=True, error=exc)
+                continue
             if len(data) <= limit:
                 append(data)
             else:
-                oversize.append(event)
+                self.drop(
+                    [event],
+                    "oversize",
+                    queued=True,
+                    message=f"{event.type!r} is {len(data)} bytes encoded; a "
+                    f"request holds at most {limit}",
+                )
         if records:
             self.backend.put(records)
             self.held += len(records)
             if self._oldest_at is None:
                 self._oldest_at = self.clock.monotonic()
-        if oversize:
-            self.drop(oversize, "oversize", queued=True)
         self._enforce_bounds()
 
     def _enforce_bounds(self) -> None:
@@ -502,18 +577,20 @@ class Worker:
                     )
             self._signal_failed(batch, error, True)
         elif verdict is Verdict.REJECTED:
-            self._signal_failed(batch, error, len(batch) > 1)
+            # State first, signals last: a receiver must never see (or lose)
+            # a batch half-handled.
             if len(batch) > 1:
                 half = len(batch) // 2
                 self._pending.append(batch[half:])
                 self._pending.append(batch[:half])
+                self._signal_failed(batch, error, True)
             else:
                 self.held -= 1
                 self.rejected += 1
+                self._signal_failed(batch, error, False)
                 self.drop(_events(batch), "rejected", queued=True, error=error)
         else:  # STOP: bad credentials or URL; keep the events, say so once
             self._put_back(batch, from_pending)
-            self._signal_failed(batch, error, False)
             if not self.auth_failed:
                 self.auth_failed = True
                 logger.error(
@@ -525,6 +602,7 @@ class Worker:
                 )
             with self.progress:
                 self.progress.notify_all()
+            self._signal_failed(batch, error, False)
 
     def _delivered(self, batch: list[Record], outcome: Outcome) -> None:
         n = len(batch)
@@ -545,22 +623,28 @@ class Worker:
             self.settled += n
             self.progress.notify_all()
         if _batch_sent.receivers:
-            _batch_sent.send(
-                self.owner,
-                events=_events(batch),
-                accepted=outcome.accepted,
-                failed=outcome.failed,
+            self.count_receiver_errors(
+                _send(
+                    _batch_sent,
+                    self.owner,
+                    events=_events(batch),
+                    accepted=outcome.accepted,
+                    failed=outcome.failed,
+                )
             )
 
     def _signal_failed(
         self, batch: list[Record], error: APIError, will_retry: bool
     ) -> None:
         if _batch_failed.receivers:
-            _batch_failed.send(
-                self.owner,
-                events=_events(batch),
-                error=error,
-                will_retry=will_retry,
+            self.count_receiver_errors(
+                _send(
+                    _batch_failed,
+                    self.owner,
+                    events=_events(batch),
+                    error=error,
+                    will_retry=will_retry,
+                )
             )
 
     # -- stats -----------------------------------------------------------------
@@ -584,4 +668,5 @@ class Worker:
             last_error=self.last_error,
             paused_until=self.clock.time() + paused if paused > 0 else None,
             auth_failed=self.auth_failed,
+            receiver_errors=self.receiver_errors,
         )

@@ -10,17 +10,16 @@ half-sent batch behind.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from ._http import backoff_delay, clamp_retry_after, error_from_response
-from .config import Config
-from .errors import APIError, InvalidEventError
-from .events import Event, dumps, normalize_fields, validate_email
-from .models import (
+from ..config import Config
+from ..errors import APIError, InvalidEventError
+from ..events import Event, dumps, normalize_fields, validate_email
+from ..models import (
     BatchResult,
     Command,
     CommandResult,
@@ -29,6 +28,7 @@ from .models import (
     Subscriber,
     Tag,
 )
+from .http import backoff_delay, clamp_retry_after, error_from_response
 
 MAX_EVENTS = 1000
 MAX_SUBSCRIBERS = 1000
@@ -346,21 +346,6 @@ def parse_subscriber(doc: object) -> Subscriber | None:
 
 def parse_valid(doc: object) -> bool:
     return isinstance(doc, Mapping) and doc.get("valid") is True
-
-
-def total(results: Sequence[BatchResult]) -> BatchResult:
-    """The sum of per-request results (`requests=0` when nothing was sent)."""
-    out = BatchResult(0, 0, 0)
-    for result in results:
-        out = out + result
-    return out
-
-
-def total_commands(results: Sequence[CommandResult]) -> CommandResult:
-    out = CommandResult(0, 0, 0)
-    for result in results:
-        out = out + result
-    return out
 
 
 # -- retries -------------------------------------------------------------------

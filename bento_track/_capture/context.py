@@ -19,6 +19,7 @@ __all__ = [
     "current_request",
     "enter_request",
     "exit_request",
+    "request_var",
 ]
 
 
@@ -26,12 +27,10 @@ class RequestContext:
     """What is known about the request being handled (mutable, one per request).
 
     A plain slotted class rather than a dataclass: one is built per request, so
-    its construction is on every request's path (an empty `extra` dict is only
-    made when something adds to it).
+    its construction is on every request's path.
     """
 
     __slots__ = (
-        "_extra",
         "asked",
         "attach_facts",
         "duration_ms",
@@ -57,7 +56,6 @@ class RequestContext:
         duration_ms: float | None = None,
         request_id: str | None = None,
         user_agent: str | None = None,
-        extra: dict[str, Any] | None = None,
         attach_facts: bool = False,
     ) -> None:
         self.email = email
@@ -68,7 +66,6 @@ class RequestContext:
         self.duration_ms = duration_ms
         self.request_id = request_id
         self.user_agent = user_agent
-        self._extra = extra
         #: whether events tracked during the request get the request facts
         self.attach_facts = attach_facts
         #: the middleware's rules when it has an `identify=` callable, asked
@@ -82,18 +79,10 @@ class RequestContext:
         #: the `RequestInfo` made for `identify=` / `capture=` (made once)
         self.info: Any = None
 
-    @property
-    def extra(self) -> dict[str, Any]:
-        """Request facts of your own (plain JSON values) that events carrying
-        the request facts get in `details`."""
-        if self._extra is None:
-            self._extra = {}
-        return self._extra
-
     def facts(self) -> dict[str, Any]:
         """The request facts as a `details` dict: method, path, route, status
         and duration_ms (None while unknown), then request_id and user_agent
-        when the request has them, then `extra`."""
+        when the request has them."""
         # One literal, absent ones deleted after: cheaper than growing the dict.
         out: dict[str, Any] = {
             "method": self.method,
@@ -108,8 +97,6 @@ class RequestContext:
             del out["request_id"]
         if self.user_agent is None:
             del out["user_agent"]
-        if self._extra:
-            out.update(self._extra)
         return out
 
     def __repr__(self) -> str:
@@ -119,7 +106,9 @@ class RequestContext:
         )
 
 
-_request: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+#: the request being handled; the middlewares set and reset it directly
+#: (`enter_request`/`exit_request` cost a call each, on every request)
+request_var: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
     "bento_track_request", default=None
 )
 _email: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -128,15 +117,15 @@ _email: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 
 def current_request() -> RequestContext | None:
-    return _request.get()
+    return request_var.get()
 
 
 def enter_request(ctx: RequestContext) -> contextvars.Token[RequestContext | None]:
-    return _request.set(ctx)
+    return request_var.set(ctx)
 
 
 def exit_request(token: contextvars.Token[RequestContext | None]) -> None:
-    _request.reset(token)
+    request_var.reset(token)
 
 
 def bind_email(email: str) -> None:
@@ -147,7 +136,7 @@ def bind_email(email: str) -> None:
     that runs several requests in one context must not carry one request's
     identity into the next, nor into the code around them.
     """
-    ctx = _request.get()
+    ctx = request_var.get()
     if ctx is not None:
         ctx.email = email
     else:
@@ -157,7 +146,7 @@ def bind_email(email: str) -> None:
 def current_email() -> str | None:
     """The identity of the current request; outside a request, the one bound
     to the current context (None if there is none)."""
-    ctx = _request.get()
+    ctx = request_var.get()
     if ctx is not None:
         if ctx.email is None and ctx.resolver is not None and not ctx.asked:
             # The middleware's `identify=`, asked only when someone needs it;

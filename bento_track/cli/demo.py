@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .config import ENV_VARS
+from ..config import ENV_VARS
 
 __all__ = ["run_demo"]
 
@@ -32,7 +32,7 @@ def _has_credentials() -> bool:
 def _target(use_emulator: bool) -> Iterator[tuple[dict[str, Any], Any]]:
     """Connection settings, and the emulator's inspector when it is the target."""
     if use_emulator or not _has_credentials():
-        from .emulator import EmulatorServer
+        from ..emulator import EmulatorServer
 
         with EmulatorServer(port=0) as server:
             print(
@@ -79,8 +79,8 @@ def _web_app_requests(client: Any) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from . import identify
-    from .asgi import BentoMiddleware
+    from ..asgi import BentoMiddleware
+    from ..client import identify
 
     async def signup(request: Request) -> JSONResponse:
         body = await request.json()
@@ -122,10 +122,10 @@ def _print_events(events: list[dict[str, Any]], per_type: int = 3) -> None:
 
 
 def run_demo(*, use_emulator: bool = False, events: int = 25) -> int:
-    from . import events as ev
-    from .api import BentoAPI
-    from .client import Client
-    from .models import Email
+    from .. import events as ev
+    from ..api import BentoAPI
+    from ..client import Client
+    from ..models import Email
 
     with _target(use_emulator) as (settings, inspect):
         _section(

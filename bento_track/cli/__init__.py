@@ -21,8 +21,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
-from .errors import BentoError, ConfigurationError
+from .._version import __version__
+from ..errors import BentoError, ConfigurationError
 
 __all__ = ["main"]
 
@@ -41,7 +41,7 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _api(args: argparse.Namespace) -> Any:
-    from .api import BentoAPI
+    from ..api import BentoAPI
 
     return BentoAPI(
         site_uuid=args.site_uuid,
@@ -81,7 +81,7 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 
 def cmd_send_event(args: argparse.Namespace) -> int:
-    from .events import Event
+    from ..events import Event
 
     details = None
     if args.details:
@@ -104,7 +104,7 @@ def cmd_send_event(args: argparse.Namespace) -> int:
 
 
 def cmd_send_email(args: argparse.Namespace) -> int:
-    from .models import Email
+    from ..models import Email
 
     email = Email(
         to=args.to,
@@ -121,7 +121,7 @@ def cmd_send_email(args: argparse.Namespace) -> int:
 
 
 def cmd_import_subscribers(args: argparse.Namespace) -> int:
-    from ._csv_import import import_csv
+    from .csv_import import import_csv
 
     with _api(args) as api:
         summary = import_csv(api, args.file, batch_size=args.batch_size)
@@ -129,13 +129,13 @@ def cmd_import_subscribers(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo
+    from .demo import run_demo
 
     return run_demo(use_emulator=args.emulator, events=args.events)
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from .emulator.cli import run
+    from ..emulator.cli import run
 
     return run(args)
 
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("emulator", help="run the local Bento-compatible API server")
     try:
-        from .emulator.cli import add_arguments
+        from ..emulator.cli import add_arguments
     except ImportError:  # pragma: no cover - the emulator ships with the package
         pass
     else:

@@ -44,22 +44,21 @@ from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from ._capture import (
+from .._internal import Counter, internal_error, library_section, logger
+from ..errors import ConfigurationError, InvalidEventError
+from ..events import Event, validate_email
+from .build import (
     capture_event,
     configured_type,
     exception_summary,
-    internal_error,
     report_invalid,
     resolve_client,
 )
-from ._context import RequestContext
-from ._internal import Counter, library_section, logger
-from ._request_info import RequestInfo
-from .errors import ConfigurationError, InvalidEventError
-from .events import Event, _new_event, _now, normalize_json, validate_email
+from .context import RequestContext
+from .request_info import RequestInfo
 
 if TYPE_CHECKING:
-    from .client import Client
+    from ..client import Client
 
 __all__ = [
     "DEFAULT_STATUS",
@@ -300,7 +299,7 @@ class CaptureRules:
             ctx.email = validate_email(email, "identify()")
         except InvalidEventError as exc:
             ctx.asked = 2
-            report_invalid(f"{self.where} identify=", exc)
+            report_invalid(f"{self.where} identify=", exc, self.client)
 
     def _read_headers(self, ctx: RequestContext, source: Mapping[str, Any]) -> None:
         if self.asgi:
@@ -357,8 +356,6 @@ class CaptureRules:
                 if not self.attach_facts:
                     self._read_headers(ctx, source)
                 facts = ctx.facts()
-                if ctx._extra:  # the app's own facts: not trusted JSON
-                    facts = normalize_json(facts, "details")
             if event_type is not None:
                 self._emit(ctx, event_type, facts)
             if failed:
@@ -408,13 +405,7 @@ class CaptureRules:
         # The fast path of `capture_event`: the type was checked when the rules
         # were compiled, the facts are plain JSON built here, and the request's
         # email was validated when it was set (`identify()` or `identify=`).
-        event = _new_event(Event)
-        event.type = event_type
-        event.email = ctx.email
-        event.fields = None
-        event.details = facts
-        event.date = None
-        event.captured_at = _now()
+        event = Event(event_type, ctx.email, None, facts)
         client = self.client
         (client if client is not None else resolve_client(None)).capture(event)
 
@@ -457,6 +448,7 @@ class CaptureRules:
                         f"unknown keys {sorted(map(str, unknown))}; use type, "
                         "email, fields, details"
                     ),
+                    self.client,
                 )
                 return
             capture_event(
@@ -475,4 +467,5 @@ class CaptureRules:
                     "must return None, an event type, a dict or an Event, not "
                     f"{type(result).__name__}"
                 ),
+                self.client,
             )

@@ -8,19 +8,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._context import current_email
-from ._internal import Counter, internal_errors, library_section, logger
-from .errors import ConfigurationError, InvalidEventError
-from .events import Event, _check_type, normalize_fields, normalize_json
+from .._default import get_client
+from .._internal import Counter, internal_error
+from ..errors import ConfigurationError, InvalidEventError
+from ..events import (
+    Event,
+    check_details,
+    check_type,
+    normalize_fields,
+    validate_email,
+)
+from .context import current_email
 
 if TYPE_CHECKING:
-    from .client import Client
+    from ..client import Client
 
 __all__ = [
     "capture_event",
     "configured_type",
     "exception_summary",
-    "internal_error",
     "invalid_events",
     "report_invalid",
     "resolve_client",
@@ -28,33 +34,30 @@ __all__ = [
 
 
 #: events the capture paths could not build (bad data from a rule, a decorator
-#: option or a log tag); each one is also logged on the `bento_track` logger
+#: option or a log tag); each one is also dropped as `invalid` by its client
 invalid_events = Counter()
 
 
 def resolve_client(client: Client | None) -> Client:
     """The client a capture path was given, else the process default."""
-    if client is not None:
-        return client
-    from ._default import get_client  # late: _default imports client
-
-    return get_client()
+    return client if client is not None else get_client()
 
 
 def configured_type(value: object, *, setting: str, label: str) -> str:
     """An event type given as an option, checked when the option is given: a
     bad one is a `ConfigurationError` naming `setting`, prefixed by `label`."""
     try:
-        return _check_type(value)
+        return check_type(value)
     except InvalidEventError as exc:
         raise ConfigurationError(f"{label}: {exc}", setting=setting) from None
 
 
-def report_invalid(where: str, exc: Exception) -> None:
-    """Count and log an event that could not be built, with the reason."""
+def report_invalid(where: str, exc: InvalidEventError, client: Client | None) -> None:
+    """An event a capture path could not build: counted, then dropped by its
+    client as `invalid` (counted in its stats, signalled, logged). Capture
+    paths never raise, in strict mode too: they run inside the host's request."""
     invalid_events.add()
-    with library_section():
-        logger.warning("bento_track: %s: event not tracked: %s", where, exc)
+    resolve_client(client).refuse_invalid(exc, where)
 
 
 def exception_summary(exc: BaseException) -> dict[str, str]:
@@ -94,33 +97,22 @@ def capture_event(
                     "request, or configure the middleware's identify=",
                     field="email",
                 )
-        event = Event.build(type, email=email)
-        if fields:
-            event.fields = normalize_fields(fields)
+        merged = trusted
         if details:
-            if not isinstance(details, Mapping):
-                raise InvalidEventError(
-                    f"details must be a dict, not {details.__class__.__name__}",
-                    field="details",
-                )
-            checked = normalize_json(details, "details")
+            checked = check_details(details)
             if trusted:
                 merged = dict(trusted)
                 merged.update(checked)
-                event.details = merged
             else:
-                event.details = checked
-        elif trusted:
-            event.details = trusted  # callers pass a dict made for this event
+                merged = checked
+        event = Event(
+            check_type(type),
+            validate_email(email),
+            normalize_fields(fields) if fields else None,
+            merged or None,
+        )
         resolve_client(client).capture(event)
     except InvalidEventError as exc:
-        report_invalid(where, exc)
+        report_invalid(where, exc, client)
     except Exception:
         internal_error(where)
-
-
-def internal_error(where: str) -> None:
-    """Count and log an unexpected failure in a capture path (never raised)."""
-    internal_errors.add()
-    with library_section():
-        logger.exception("bento_track: internal error in %s (ignored)", where)

@@ -13,7 +13,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ._context import RequestContext
+from .context import RequestContext
 
 __all__ = ["Headers", "RequestInfo"]
 

@@ -1,0 +1,213 @@
+"""The package's shape: no import circle, the public names users import."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import bento_track
+
+PACKAGE = Path(bento_track.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import in the module, in functions too, except under TYPE_CHECKING."""
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the bento_track modules it imports (a submodule named in
+    `from package import name` counts as that submodule). A package's own
+    `__init__` loading its submodules is not a circle, as Python runs it
+    first; the `__init__` files of the layers import nothing."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        here = name if is_package else name.rsplit(".", 1)[0]
+        targets: set[str] = set()
+        for node in _imports(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                bases = [alias.name for alias in node.names]
+                names: list[str] = []
+            else:
+                base = node.module or ""
+                if node.level:
+                    anchor = here.split(".")
+                    anchor = anchor[: len(anchor) - (node.level - 1)]
+                    base = ".".join([*anchor, base] if base else anchor)
+                bases = [base]
+                names = [alias.name for alias in node.names]
+            for base in bases:
+                if not base.startswith("bento_track"):
+                    continue
+                submodules = [f"{base}.{n}" for n in names if f"{base}.{n}" in modules]
+                targets.update(submodules or [base])
+        targets.discard(name)
+        graph[name] = {t for t in targets if t in modules}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_no_import_circle_anywhere_in_the_package() -> None:
+    graph = import_graph()
+    assert "bento_track._default" in graph["bento_track._capture.build"]
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_modules_use_only_public_names_of_each_other() -> None:
+    """`from .x import _name` across modules is how layers leak; none is left."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in _imports(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (
+                node.level or "bento_track" in (node.module or "")
+            ):
+                offenders += [
+                    f"{path.relative_to(PACKAGE)}: {alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_") and alias.name != "__version__"
+                ]
+    assert offenders == []
+
+
+def test_signals_import_by_name() -> None:
+    from bento_track.signals import (
+        batch_failed,
+        batch_sent,
+        event_captured,
+        event_dropped,
+    )
+
+    assert [
+        s.name for s in (event_captured, batch_sent, batch_failed, event_dropped)
+    ] == [
+        "event_captured",
+        "batch_sent",
+        "batch_failed",
+        "event_dropped",
+    ]
+    assert bento_track.signals.event_captured is event_captured
+
+
+def test_public_types_import_from_the_top_package() -> None:
+    from bento_track import (  # noqa: F401
+        ConfigurationError,
+        Event,
+        InvalidEventError,
+        RequestInfo,
+    )
+
+    assert issubclass(InvalidEventError, ValueError)
+
+
+def test_public_surface_is_pinned() -> None:
+    assert bento_track.__all__ == [
+        "APIError",
+        "BentoError",
+        "BentoHandler",
+        "BentoMiddleware",
+        "BentoWSGIMiddleware",
+        "Client",
+        "ConfigurationError",
+        "DeliveryStats",
+        "Event",
+        "InvalidEventError",
+        "RequestInfo",
+        "__version__",
+        "flush",
+        "get_client",
+        "identify",
+        "init",
+        "shutdown",
+        "signals",
+        "stats",
+        "track",
+        "track_event",
+    ]
+    for name in bento_track.__all__:
+        assert getattr(bento_track, name) is not None
+
+
+def test_public_modules_stay_where_users_import_them() -> None:
+    for name in (
+        "asgi",
+        "wsgi",
+        "decorators",
+        "logging",
+        "api",
+        "models",
+        "errors",
+        "config",
+        "events",
+        "queues",
+        "emulator",
+        "signals",
+    ):
+        importlib.import_module(f"bento_track.{name}")
+
+
+def test_init_declares_the_clients_keyword_arguments() -> None:
+    import inspect
+
+    client = inspect.signature(bento_track.Client).parameters
+    init = inspect.signature(bento_track.init).parameters
+    assert list(init) == [name for name in client if not name.startswith("_")]
