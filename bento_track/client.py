@@ -34,7 +34,7 @@ from .errors import ConfigurationError, InvalidEventError
 from .events import Event, validate_email
 from .queues import MemoryQueue, QueueBackend
 
-__all__ = ["OVERFLOW_POLICIES", "Client", "DeliveryStats", "identify"]
+__all__ = ["OVERFLOW_POLICIES", "Client", "DeliveryStats", "identify", "live_clients"]
 
 _event_captured = signals.event_captured
 _send = signals.send
@@ -445,6 +445,12 @@ def identify(email: str) -> None:
     """Bind `email` to the current request (or context): later events tracked in
     it carry this email unless they name another."""
     bind_email(validate_email(email))
+
+
+def live_clients() -> list[Client]:
+    """Every `Client` of this process not yet garbage-collected (for test
+    helpers such as `bento_track.testing`, which make them all strict)."""
+    return list(_clients)
 
 
 def _on_receivers_changed(_signal: Any, **_: Any) -> None:
