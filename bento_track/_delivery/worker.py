@@ -237,9 +237,6 @@ class Worker:
         n = len(events) if count is None else count
         with self.progress:
             self.dropped[reason] = self.dropped.get(reason, 0) + n
-            if queued:
-                self.settled += n
-                self.progress.notify_all()
         if message is None and error is not None:
             message = str(error)
         if reason not in QUIET_REASONS:
@@ -255,6 +252,11 @@ class Worker:
                     message=message,
                 )
             )
+        # Settled last, so a `flush()` returns after the drop was said.
+        if queued:
+            with self.progress:
+                self.settled += n
+                self.progress.notify_all()
 
     def _say_drop(
         self, reason: str, n: int, message: str | None, where: str | None
