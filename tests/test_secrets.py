@@ -69,7 +69,7 @@ def test_delivery_through_every_failure_never_shows_the_secret(
         seen.append(repr(kw))
         error = kw.get("error")
         if error is not None:
-            seen += [str(error), repr(error)]
+            seen.extend([str(error), repr(error)])
 
     for name in ("batch_failed", "event_dropped", "batch_sent"):
         getattr(bento_track.signals, name).connect(keep)
@@ -86,6 +86,7 @@ def test_delivery_through_every_failure_never_shows_the_secret(
             email = "poison@example.com" if i == 7 else f"u{i}@example.com"
             client.track("t", email=email, details={"seq": i})
         assert client.flush(20) is True
+        assert client.stats().receiver_errors == 0  # `keep` itself never failed
         seen += [repr(client), str(client.stats()), repr(client.stats())]
     finally:
         client.shutdown(1)

@@ -19,8 +19,6 @@ from bento_track import signals
 from bento_track.errors import InvalidEventError
 from bento_track.events import Event
 
-from .delivery.conftest import wait_until
-
 FAST = dict(requests_per_minute=10_000, rate_window=60.0, flush_interval=0.05)
 SIGNALS = ("event_captured", "batch_sent", "batch_failed", "event_dropped")
 
