@@ -38,6 +38,10 @@ def _target(use_emulator: bool) -> Iterator[tuple[dict[str, Any], Any]]:
             print(
                 f"No Bento credentials set: started the embedded emulator at {server.base_url}"
             )
+            print(
+                f"Inbox while the demo runs: {server.url}/_emulator/ "
+                "(`bento-track emulator` keeps one running)"
+            )
             yield server.client_kwargs(), server.inspect
     else:
         print(

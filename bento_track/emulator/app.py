@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from .api import PREFIX, BentoAPI
+from .inbox import inbox_routes
 from .inspection import inspection_routes
 from .settings import EmulatorSettings
 from .state import EmulatorState
@@ -26,6 +27,8 @@ def create_app(settings: EmulatorSettings | None = None) -> Starlette:
     state = EmulatorState(settings or EmulatorSettings())
     api = BentoAPI(state)
     routes = [
+        # Before the inspection routes: `/_emulator/{kind}` must not see them.
+        *inbox_routes(state),
         *inspection_routes(state),
         # An ASGI app as endpoint: every method and every path under /api/v1
         # reach the dispatcher, which answers 404/405 itself in Bento's order.

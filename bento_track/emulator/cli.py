@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
             else "<the --secret-key you chose>"
         )
         print(
-            f"Bento emulator at {base}  (inspect: http://{host}:{port}/_emulator/)\n"
+            f"Bento emulator at {base}\n"
+            f"Inbox (open in a browser): http://{host}:{port}/_emulator/\n"
             "Point bento_track at it:\n"
             f"  export BENTO_BASE_URL={base}\n"
             f"  export BENTO_SITE_UUID={settings.site_uuid}\n"

@@ -7,15 +7,15 @@ shows the secret key.
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .faults import RejectRule, parse_fault
+from .inbox import inbox_page
 from .state import EmulatorState
 from .store import KINDS
 
@@ -40,24 +40,10 @@ def inspection_routes(state: EmulatorState) -> list[Route]:
     """The `/_emulator/...` routes for `state`."""
 
     async def summary(request: Request) -> Response:
-        doc = state.summary()
-        if "text/html" not in request.headers.get("accept", ""):
-            return JSONResponse(doc)
-        rows = "".join(
-            f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>"
-            for k, v in doc["counts"].items()
-        )
-        page = (
-            "<!doctype html><title>Bento emulator</title>"
-            "<h1>Bento emulator</h1>"
-            f"<p>site_uuid <code>{html.escape(doc['site_uuid'])}</code>, "
-            f"publishable key <code>{html.escape(doc['publishable_key'])}</code></p>"
-            f"<table>{rows}</table>"
-            f"<pre>{html.escape(json.dumps(doc['requests']))}</pre>"
-            "<p>JSON: <code>/_emulator/events</code>, <code>/_emulator/requests</code>, "
-            "<code>/_emulator/faults</code>, <code>/_emulator/rate-limit</code></p>"
-        )
-        return HTMLResponse(page)
+        if "text/html" in request.headers.get("accept", ""):
+            # A browser gets the inbox page, which reads this same JSON.
+            return inbox_page()
+        return JSONResponse(state.summary())
 
     async def records(request: Request) -> Response:
         kind = request.path_params["kind"]

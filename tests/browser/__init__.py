@@ -1,0 +1,1 @@
+"""Browser tests: headless Chromium drives the emulator's inbox page."""
