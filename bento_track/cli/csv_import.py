@@ -1,18 +1,25 @@
 """`bento-track import-subscribers FILE.csv`: validate rows, send them in
-requests of at most 1,000, show progress, and summarise what Bento accepted."""
+requests of at most 1,000, show progress, and summarise what Bento accepted.
+
+The whole file is read and checked before the first request, so a file that
+cannot be read (missing, a directory, not in `encoding`, not CSV, no `email`
+column) is a `ConfigurationError` with nothing sent: the CLI's usage error.
+"""
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
 from ..errors import APIError, ConfigurationError, InvalidEventError
-from ..events import validate_email
+from ..events import normalize_fields, validate_email
 
-__all__ = ["ImportSummary", "import_csv", "read_rows"]
+__all__ = ["ImportSummary", "import_csv", "read_file", "read_rows"]
 
 MAX_BATCH = 1000
 
@@ -37,17 +44,40 @@ class ImportSummary:
         return not self.bad_rows and self.failed == 0 and self.unsent == 0
 
 
-def read_rows(handle: TextIO, summary: ImportSummary) -> Iterator[dict[str, str]]:
+def read_rows(
+    handle: TextIO, summary: ImportSummary, *, source: str = "the CSV"
+) -> Iterator[dict[str, str]]:
     """Valid rows as subscriber dicts; bad ones go to `summary.bad_rows` with the
-    line number a spreadsheet would show (the header is line 1)."""
+    line number a spreadsheet would show (the header is line 1).
+
+    Raises:
+        ConfigurationError: no `email` column, or text the csv module cannot
+            parse (`source` names the file in the message).
+    """
     reader = csv.DictReader(handle)
-    columns = [c.strip() for c in reader.fieldnames or []]
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise ConfigurationError(
+            f"{source} line 1: not readable as CSV: {exc}"
+        ) from None
+    columns = [c.strip() for c in fieldnames or []]
     if "email" not in columns:
         raise ConfigurationError(
             f"the CSV needs an 'email' column in its header row; found {columns or 'none'}"
         )
     reader.fieldnames = columns
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit
+            # The inner reader's count: DictReader updates its own only after
+            # a row parses, so it still names the previous line here.
+            raise ConfigurationError(
+                f"{source} line {reader.reader.line_num}: not readable as CSV: {exc}"
+            ) from None
         summary.rows += 1
         line = reader.line_num
         if None in row:  # more cells than header columns
@@ -55,12 +85,68 @@ def read_rows(handle: TextIO, summary: ImportSummary) -> Iterator[dict[str, str]
             continue
         try:
             email = validate_email(row.get("email") or "", field="email")
+            subscriber = {
+                k: (v or "").strip() for k, v in row.items() if k and v and k != "email"
+            }
+            # The checks the API makes when sending: a row it would refuse
+            # (a NUL, too many columns) is reported here by line, rather than
+            # stopping the import halfway with earlier batches already sent.
+            normalize_fields(subscriber, "row")
         except InvalidEventError as exc:
             summary.bad_rows.append((line, str(exc)))
             continue
-        subscriber = {k: (v or "").strip() for k, v in row.items() if k and v}
-        subscriber["email"] = email
-        yield subscriber
+        yield {"email": email, **subscriber}
+
+
+def _codec(encoding: str) -> str:
+    """The codec to decode with; a UTF-8 file may start with Excel's BOM."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise ConfigurationError(
+            f"--encoding {encoding!r} is not an encoding Python knows; "
+            "try utf-8, latin-1 or cp1252"
+        ) from None
+    return "utf-8-sig" if name == "utf-8" else name
+
+
+def read_file(
+    path: str, summary: ImportSummary, *, encoding: str = "utf-8"
+) -> list[dict[str, str]]:
+    """The valid rows of the CSV file at `path` (see `read_rows`).
+
+    Raises:
+        ConfigurationError: one line naming the file and what to do, for a file
+            that is missing, unreadable, not text in `encoding`, or not CSV.
+    """
+    codec = _codec(encoding)
+    try:
+        # Whole, as bytes: a decoding error then has an exact position to
+        # report, and the rows are all held for sending anyway.
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise ConfigurationError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigurationError(f"{path} is a directory, not a CSV file") from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{path}: cannot read it: {exc.strerror or exc}"
+        ) from None
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError as exc:
+        # `exc.object`, not `data`: utf-8-sig reports positions after the BOM.
+        where = bytes(exc.object)
+        line = where.count(b"\n", 0, exc.start) + 1
+        raise ConfigurationError(
+            f"{path} is not {encoding} text (byte 0x{where[exc.start]:02x} on line "
+            f"{line}): pass its encoding, e.g. --encoding latin-1 (or cp1252 for "
+            "Excel on Windows), or save it as UTF-8"
+        ) from None
+    # newline="": the csv module handles line endings itself, including
+    # line breaks inside quoted cells.
+    return list(read_rows(io.StringIO(text, newline=""), summary, source=path))
 
 
 def _progress(done: int, total: int, out: TextIO) -> None:
@@ -75,16 +161,20 @@ def import_csv(
     path: str,
     *,
     batch_size: int = MAX_BATCH,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    encoding: str = "utf-8",
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> ImportSummary:
+    # Looked up per call, not bound as defaults at import: sys.stdout may be
+    # replaced later (pytest's capture, a caller's redirect_stdout).
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     if not 1 <= batch_size <= MAX_BATCH:
         raise ConfigurationError(
             f"--batch-size must be 1-{MAX_BATCH}, not {batch_size}"
         )
     summary = ImportSummary()
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(read_rows(handle, summary))
+    rows = read_file(path, summary, encoding=encoding)
     total = len(rows)
     for start in range(0, total, batch_size):
         chunk = rows[start : start + batch_size]

@@ -1,52 +1,87 @@
 """`bento-track demo`: the library end to end, in one command.
 
-With no Bento credentials in the environment (or with `--emulator`) it starts
-the embedded emulator on a free loopback port and sends there; with
-credentials it sends to the configured Bento account. Then it prints what the
-server received (the emulator) or answered (Bento).
+With no `BENTO_*` connection variables in the environment (or with
+`--emulator`) it starts the embedded emulator on a free loopback port and
+sends there; with all three credentials it sends to the configured Bento
+account. Some set and others not is refused (a usage error naming what is
+missing): quietly using the emulator then would look like a send to Bento.
+It says which target it uses and why, then prints what the server received
+(the emulator) or answered (Bento).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from ..config import ENV_VARS
+from ..config import ENV_VARS, Config
+from ..errors import ConfigurationError
 
-__all__ = ["run_demo"]
+__all__ = ["choose_target", "run_demo"]
 
 _DEMO_USERS = ["jesse@example.com", "walter@example.com", "skyler@example.com"]
 
+_CREDENTIALS = [ENV_VARS[k] for k in ("site_uuid", "publishable_key", "secret_key")]
+# BENTO_BASE_URL alone also says "send there", so it counts as a partial set.
+_CONNECTION = [*_CREDENTIALS, ENV_VARS["base_url"]]
 
-def _has_credentials() -> bool:
-    return all(
-        os.environ.get(ENV_VARS[k])
-        for k in ("site_uuid", "publishable_key", "secret_key")
-    )
+
+def _join(words: list[str]) -> str:
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+
+
+def choose_target(
+    use_emulator: bool, environ: Mapping[str, str] | None = None
+) -> tuple[bool, str]:
+    """(whether to use the embedded emulator, why), from `--emulator` and the
+    `BENTO_*` variables. An empty variable counts as unset, as in `Config`.
+
+    Raises:
+        ConfigurationError: some connection variables are set and some
+            credentials are not, and `--emulator` was not given.
+    """
+    env = os.environ if environ is None else environ
+    present = [var for var in _CONNECTION if env.get(var)]
+    if use_emulator:
+        if present:
+            return True, "--emulator given; BENTO_* credentials ignored"
+        return True, "--emulator given"
+    if not present:
+        return True, "no BENTO_* credentials set"
+    missing = [var for var in _CREDENTIALS if not env.get(var)]
+    if missing:
+        some, rest = len(present) == 1, len(missing) == 1
+        raise ConfigurationError(
+            f"demo: {_join(present)} {'is' if some else 'are'} set but "
+            f"{_join(missing)} {'is' if rest else 'are'} not: set "
+            f"{'it' if rest else 'them'} to send to Bento, or pass --emulator "
+            "to use the embedded emulator"
+        )
+    return False, "BENTO_* credentials set"
 
 
 @contextmanager
 def _target(use_emulator: bool) -> Iterator[tuple[dict[str, Any], Any]]:
     """Connection settings, and the emulator's inspector when it is the target."""
-    if use_emulator or not _has_credentials():
+    emulator, why = choose_target(use_emulator)
+    if emulator:
         from ..emulator import EmulatorServer
 
         with EmulatorServer(port=0) as server:
-            print(
-                f"No Bento credentials set: started the embedded emulator at {server.base_url}"
-            )
+            print(f"Target: started the embedded emulator at {server.base_url} ({why})")
             print(
                 f"Inbox while the demo runs: {server.url}/_emulator/ "
                 "(`bento-track emulator` keeps one running)"
             )
             yield server.client_kwargs(), server.inspect
     else:
-        print(
-            f"Sending to Bento at {os.environ.get('BENTO_BASE_URL') or 'https://app.bentonow.com/api/v1'}"
-        )
+        # Resolved before printing: a malformed value stops here (exit 2),
+        # and the URL shown is the checked one, never one embedding a key.
+        config = Config.resolve()
+        print(f"Target: Bento at {config.base_url} ({why})")
         yield {}, None
 
 
