@@ -177,4 +177,3 @@ def error_from_exception(
         RequestTimeoutError if isinstance(exc, httpx.TimeoutException) else NetworkError
     )
     return cls(f"{method} {path} failed: {reason}", method=method, path=path)
-
