@@ -232,6 +232,13 @@ CATALOGUE: list[tuple[str, dict[str, Any], str, str]] = [
 ]
 
 
+every_case = pytest.mark.parametrize(
+    ("kwargs", "field", "text"),
+    [case[1:] for case in CATALOGUE],
+    ids=[case[0] for case in CATALOGUE],
+)
+
+
 @pytest.fixture
 def make_client() -> Iterator:
     made: list[bento_track.Client] = []
@@ -251,11 +258,7 @@ def test_the_catalogue_holds_at_least_30_kinds() -> None:
     assert len({case[0] for case in CATALOGUE}) == len(CATALOGUE)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "field", "text"),
-    [case[1:] for case in CATALOGUE],
-    ids=[case[0] for case in CATALOGUE],
-)
+@every_case
 def test_strict_mode_raises_naming_the_field(make_client, kwargs, field, text) -> None:
     client = make_client(strict=True)
     with pytest.raises(InvalidEventError) as info:
@@ -265,11 +268,7 @@ def test_strict_mode_raises_naming_the_field(make_client, kwargs, field, text) -
     assert client.stats().dropped == {}
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "field", "text"),
-    [case[1:] for case in CATALOGUE],
-    ids=[case[0] for case in CATALOGUE],
-)
+@every_case
 def test_lenient_mode_drops_counts_signals_and_logs(
     make_client, caplog, kwargs, field, text
 ) -> None:
