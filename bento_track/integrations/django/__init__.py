@@ -1,0 +1,40 @@
+"""Django: settings, one app and one middleware, WSGI and ASGI alike.
+
+```python
+INSTALLED_APPS += ["bento_track.integrations.django"]
+MIDDLEWARE += ["bento_track.integrations.django.BentoMiddleware"]  # after AuthenticationMiddleware
+
+BENTO_TRACK = {
+    "events": {"POST /orders/<int:pk>/": "order.updated"},  # URL pattern routes or paths
+    "auth_events": True,          # user.logged_in, user.logged_out, user.login_failed
+    # "identify": "myproject.tracking.email_of",  # a callable of the request
+    # and any `bento_track.Client` option: "flush_interval": 5, "strict": True, ...
+}
+```
+
+Credentials come from the `BENTO_*` variables (or `BENTO_TRACK["site_uuid"]`
+and friends). The identity of a request is `request.user.email` when the user
+is authenticated, unless `identify` names another callable. Views call
+`bento_track.track(...)` without `email=` and get it. The default client is
+flushed when the process exits (gunicorn, uWSGI and uvicorn workers alike).
+
+`BentoMiddleware` is imported lazily so that listing the app in
+`INSTALLED_APPS` does not import Django's request machinery early.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .middleware import BentoMiddleware
+
+__all__ = ["BentoMiddleware"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BentoMiddleware":
+        from .middleware import BentoMiddleware
+
+        return BentoMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

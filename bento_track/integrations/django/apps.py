@@ -1,0 +1,94 @@
+"""The Django app: reads `settings.BENTO_TRACK` when Django starts."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+from ..._default import init
+from ..._internal import library_section, logger
+from ...config import ENV_VARS
+from ...errors import ConfigurationError
+from .options import load_options
+
+__all__ = ["BentoTrackConfig"]
+
+MIDDLEWARE_PATH = "bento_track.integrations.django.BentoMiddleware"
+AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+class BentoTrackConfig(AppConfig):  # type: ignore[misc]
+    """Configures the default client from the `Client` options in
+    `BENTO_TRACK` (if any; otherwise it is built from the `BENTO_*`
+    variables on first use) and connects `auth_events`."""
+
+    name = "bento_track.integrations.django"
+    label = "bento_track"
+    verbose_name = "Bento"
+    default = True
+
+    def ready(self) -> None:
+        options = load_options()
+        if options.client:
+            configure_client(options.client)
+        if options.auth_events:
+            from . import auth
+
+            auth.connect()
+        checks.register(check_middleware_order)
+
+
+def configure_client(options: dict[str, Any]) -> None:
+    """`bento_track.init(**options)`. Without credentials (a management
+    command or a test run with no `BENTO_*` variables) the default client is
+    left to its usual fallback, a disabled client that says so once, rather
+    than stopping Django."""
+    missing = [
+        name
+        for name in ("site_uuid", "publishable_key", "secret_key")
+        if not options.get(name) and not os.environ.get(ENV_VARS[name])
+    ]
+    if missing and not options.get("disabled"):
+        with library_section():
+            logger.debug(
+                "bento_track: BENTO_TRACK client options not applied: %s not set",
+                ", ".join(ENV_VARS[name] for name in missing),
+            )
+        return
+    try:
+        init(**options)
+    except ConfigurationError as exc:
+        raise ImproperlyConfigured(f"BENTO_TRACK: {exc}") from exc
+
+
+def check_middleware_order(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """`BentoMiddleware` needs `request.user`: warn when it comes before
+    `AuthenticationMiddleware` (or is missing)."""
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    if MIDDLEWARE_PATH not in middleware:
+        return [
+            checks.Warning(
+                f"{MIDDLEWARE_PATH} is not in MIDDLEWARE: requests are not tracked",
+                hint=f'MIDDLEWARE += ["{MIDDLEWARE_PATH}"]',
+                id="bento_track.W001",
+            )
+        ]
+    if AUTH_MIDDLEWARE in middleware and middleware.index(
+        AUTH_MIDDLEWARE
+    ) > middleware.index(MIDDLEWARE_PATH):
+        return [
+            checks.Warning(
+                f"{MIDDLEWARE_PATH} comes before {AUTH_MIDDLEWARE}: requests have "
+                "no user when it asks who they are",
+                hint="Move it after AuthenticationMiddleware.",
+                id="bento_track.W002",
+            )
+        ]
+    return []

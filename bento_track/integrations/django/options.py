@@ -1,0 +1,81 @@
+"""`settings.BENTO_TRACK`, read and checked once per process."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from ...client import Client
+
+__all__ = ["CLIENT_OPTIONS", "DjangoOptions", "load_options"]
+
+#: `bento_track.Client` keyword arguments accepted in `BENTO_TRACK`
+CLIENT_OPTIONS = frozenset(
+    name
+    for name in inspect.signature(Client).parameters
+    if not name.startswith("_") and name not in ("queue", "clock", "environ")
+)
+#: options of the middleware's rule engine
+MIDDLEWARE_OPTIONS = frozenset(
+    {"events", "status", "facts", "attach_facts", "request_id_header"}
+)
+OWN_OPTIONS = frozenset({"identify", "auth_events"})
+
+IdentifyRequest = Callable[[Any], "str | None"]
+
+
+@dataclass(frozen=True)
+class DjangoOptions:
+    """`BENTO_TRACK`, split by who uses each part."""
+
+    client: dict[str, Any] = field(default_factory=dict)
+    middleware: dict[str, Any] = field(default_factory=dict)
+    identify: IdentifyRequest | None = None
+    auth_events: bool = False
+
+
+def load_options() -> DjangoOptions:
+    """`settings.BENTO_TRACK` (absent: all defaults).
+
+    Raises:
+        ImproperlyConfigured: not a dict, an unknown key, or an `identify`
+            that is neither a callable nor the dotted path of one.
+    """
+    raw = getattr(settings, "BENTO_TRACK", None) or {}
+    if not isinstance(raw, Mapping):
+        raise ImproperlyConfigured(
+            "BENTO_TRACK must be a dict of bento_track options, not "
+            f"{type(raw).__name__}"
+        )
+    known = CLIENT_OPTIONS | MIDDLEWARE_OPTIONS | OWN_OPTIONS
+    unknown = sorted(str(key) for key in raw if key not in known)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"BENTO_TRACK: unknown option(s) {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(known))}"
+        )
+    identify = raw.get("identify")
+    if isinstance(identify, str):
+        try:
+            identify = import_string(identify)
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f"BENTO_TRACK['identify']: cannot import {raw['identify']!r}: {exc}"
+            ) from exc
+    if identify is not None and not callable(identify):
+        raise ImproperlyConfigured(
+            "BENTO_TRACK['identify'] must be a callable of the request (or its "
+            "dotted path) returning an email or None"
+        )
+    return DjangoOptions(
+        client={k: v for k, v in raw.items() if k in CLIENT_OPTIONS},
+        middleware={k: v for k, v in raw.items() if k in MIDDLEWARE_OPTIONS},
+        identify=identify,
+        auth_events=bool(raw.get("auth_events", False)),
+    )
