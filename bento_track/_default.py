@@ -20,7 +20,7 @@ from ._internal import library_section, logger
 from .client import Client
 from .errors import ConfigurationError
 from .events import Event
-from .queues import QueueBackend
+from .queues import DEFAULT_MAX_STORE_BYTES, QueueBackend, Store
 
 __all__ = [
     "existing_client",
@@ -62,6 +62,8 @@ def init(
     disabled: bool = False,
     strict: bool | None = None,
     queue: QueueBackend | None = None,
+    store: str | Store | None = None,
+    max_store_bytes: int = DEFAULT_MAX_STORE_BYTES,
     clock: Clock | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Client:
@@ -98,6 +100,8 @@ def init(
         disabled=disabled,
         strict=strict,
         queue=queue,
+        store=store,
+        max_store_bytes=max_store_bytes,
         clock=clock,
         environ=environ,
     )

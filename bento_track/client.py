@@ -29,10 +29,11 @@ from ._delivery.clock import Clock, SystemClock
 from ._delivery.sender import Sender
 from ._delivery.worker import DeliveryStats, Worker, WorkerSettings
 from ._internal import internal_error, library_section, logger
-from .config import Config, check_number, env_flag
+from .config import ENV_VARS, Config, check_number, env_flag
 from .errors import ConfigurationError, InvalidEventError
 from .events import Event, validate_email
-from .queues import MemoryQueue, QueueBackend
+from .queues import DEFAULT_MAX_STORE_BYTES, MemoryStore, QueueBackend, Store
+from .queues.url import is_memory, open_store
 
 __all__ = ["OVERFLOW_POLICIES", "Client", "DeliveryStats", "identify", "live_clients"]
 
@@ -95,7 +96,25 @@ class Client:
             counted in `stats().dropped["invalid"]`, sent on `event_dropped`
             with the reason and message, and logged as a warning (each
             distinct message at most once a minute); the app goes on.
-        queue: a `QueueBackend` (default: a new `MemoryQueue`).
+        queue: a `QueueBackend` for the memory store (default: a new
+            `MemoryQueue`).
+        store: where events wait and whose request budget is spent (or the
+            `BENTO_STORE` variable). None or `"memory"`: this process's
+            memory (the default). `"sqlite:////var/lib/app/bento.db"`
+            (SQLAlchemy's form: four slashes for an absolute path, three for
+            a relative one): a durable SQLite file (WAL) that every process
+            on the host opening it shares: one queue (leased batches, taken
+            over from processes that die), one request budget and 429 pause
+            for all of them; events survive crashes and restarts and the
+            next process delivers what a dead one left. A file that cannot
+            be opened or written raises `ConfigurationError` here. See the
+            README's "Many processes, restarts and crashes".
+        max_store_bytes: the SQLite store's bound on stored event bytes
+            (default 256 MiB; the file is about 1.5x that), 1 MiB..16 TiB;
+            the `overflow` policy applies when full (`block` drops the
+            newest, as the memory queue's byte bound does). With a store,
+            `max_queue_size` bounds only what waits in memory for the next
+            grouped write (every ~50 ms).
         clock: the `Clock` the worker uses (tests inject a fake one).
 
     Raises:
@@ -130,6 +149,8 @@ class Client:
         disabled: bool = False,
         strict: bool | None = None,
         queue: QueueBackend | None = None,
+        store: str | Store | None = None,
+        max_store_bytes: int = DEFAULT_MAX_STORE_BYTES,
         clock: Clock | None = None,
         environ: Mapping[str, str] | None = None,
         _disabled_reason: str = "disabled",
@@ -201,7 +222,14 @@ class Client:
                 raise
             self.config = None
         self._clock: Clock = clock if clock is not None else SystemClock()
-        self._backend: QueueBackend = queue if queue is not None else MemoryQueue()
+        self._store = self._open_store(
+            store,
+            queue,
+            check_number(
+                "max_store_bytes", max_store_bytes, 1_048_576, 2**44, integer=True
+            ),
+            os.environ if environ is None else environ,
+        )
         self._max_queue = self._settings.max_queue_size
         self._overflow = overflow
         #: why events are refused (None: accepted)
@@ -214,10 +242,34 @@ class Client:
         _event_captured.connect(self._collect, sender=self)
         _clients.add(self)
         self._update_direct()
+        if self._store.durable and not self.sync_mode:
+            # Deliver what earlier (or dead) processes left, without waiting
+            # for this one's first event.
+            self._worker.poke()
+
+    def _open_store(
+        self,
+        store: str | Store | None,
+        queue: QueueBackend | None,
+        max_bytes: int,
+        env: Mapping[str, str],
+    ) -> Store:
+        spec = store if store is not None else env.get(ENV_VARS["store"])
+        if is_memory(spec) or self.disabled:
+            # A disabled client sends nothing, so it leaves a store alone.
+            return MemoryStore(queue)
+        if queue is not None:
+            raise ConfigurationError(
+                "queue= is the memory store's backend; it cannot be combined "
+                "with a durable store=",
+                setting="store",
+            )
+        assert spec is not None
+        return open_store(spec, max_bytes=max_bytes)
 
     def _new_worker(self) -> Worker:
         sender = Sender(self.config) if self.config is not None else None
-        return Worker(self, self._settings, self._backend, sender, self._clock)
+        return Worker(self, self._settings, self._store, sender, self._clock)
 
     def __repr__(self) -> str:
         where = self.config.base_url if self.config else None
@@ -400,11 +452,22 @@ class Client:
         self._undelivered_at_shutdown = left
         if left > 0:
             with library_section():
-                logger.warning(
-                    "bento_track: shut down with %d events undelivered (%s)",
-                    left,
-                    worker.last_error or "time ran out",
-                )
+                kept = worker.left_in_store or 0
+                if kept:
+                    logger.warning(
+                        "bento_track: shut down with %d events undelivered (%s); "
+                        "%d of them wait in the store %s for the next process",
+                        left,
+                        worker.last_error or "time ran out",
+                        kept,
+                        self._store.location,
+                    )
+                else:
+                    logger.warning(
+                        "bento_track: shut down with %d events undelivered (%s)",
+                        left,
+                        worker.last_error or "time ran out",
+                    )
         return left
 
     def close(self) -> None:
@@ -433,7 +496,7 @@ class Client:
             if old.sender is not None:
                 _orphans.append(old.sender.forget_after_fork())
             try:
-                self._backend.after_fork()
+                self._store.after_fork()
             except Exception:  # a backend's bug must not keep the parent's worker
                 internal_error("queue backend after_fork()")
             self._lifecycle = threading.Lock()

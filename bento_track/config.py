@@ -31,6 +31,7 @@ ENV_VARS = {
     "base_url": "BENTO_BASE_URL",
     "allow_insecure_http": "BENTO_ALLOW_INSECURE_HTTP",
     "strict": "BENTO_STRICT",
+    "store": "BENTO_STORE",
 }
 
 # Keys and site uuids are opaque tokens; anything with spaces, quotes or control

@@ -14,6 +14,16 @@ safety margin.
 
 Pure logic over an injected clock; used only by the worker thread (or the
 caller in sync mode, under the client's send lock).
+
+A store shared by several processes (`bento_track.queues.SQLiteStore`) keeps
+the same log in the store instead, with one difference: another process's
+request may still be in flight, its completion unknown. `log_delay` counts
+such a request as completing in the future, which keeps the guarantee: take
+any `limit + 1` of our requests that arrive within `window`, and the one
+granted last. Each of the others arrived after (its arrival - `window`), so
+each completed after (its grant - `window`), or had not completed at its
+grant; either way it was counted then, `limit` of them, and the grant could
+not have been made.
 """
 
 from __future__ import annotations
@@ -22,10 +32,27 @@ from collections import deque
 
 from .clock import Clock
 
-__all__ = ["RequestBudget"]
+__all__ = ["RequestBudget", "log_delay"]
 
 #: slack added to the window, for clock granularity between us and the server
 _EPSILON = 0.002
+
+
+def log_delay(
+    done: list[float], in_flight: int, limit: int, window: float, now: float
+) -> float | None:
+    """Seconds until one more request may start under a log of completion
+    times `done` (ascending) and `in_flight` requests not yet completed;
+    0.0 if it may start now, None if only an in-flight request ending can
+    free a slot."""
+    horizon = now - window - _EPSILON
+    live = [t for t in done if t > horizon]
+    over = len(live) + in_flight - limit + 1
+    if over <= 0:
+        return 0.0
+    if over > len(live):
+        return None
+    return max(0.0, live[over - 1] + window + _EPSILON - now)
 
 
 class RequestBudget:
@@ -45,6 +72,11 @@ class RequestBudget:
         if len(self._log) >= self.limit:
             wait = max(wait, self._log[0] + self.window + _EPSILON - now)
         return max(0.0, wait)
+
+    def used(self) -> int:
+        """Requests completed within the last `window` seconds."""
+        horizon = self._clock.monotonic() - self.window
+        return sum(1 for t in self._log if t > horizon)
 
     def record(self) -> None:
         """Note that a request just completed (answered or failed)."""

@@ -1,7 +1,14 @@
 """The delivery worker: one daemon thread per client per process that drains
-the capture inbox, encodes events once, batches them, spends the request
-budget, retries, bisects rejected batches, and reports through signals and
-stats. In sync mode the same steps run in the caller's thread.
+the capture inbox, encodes events once, moves them into the store, claims
+batches (the store spends the request budget), retries, bisects rejected
+batches, and reports through signals and stats. In sync mode the same steps
+run in the caller's thread.
+
+One code path for every store (`bento_track.queues.Store`): the in-process
+memory store, or a durable one that several processes share. With a durable
+store the worker drains the inbox at most every `GROUP_INTERVAL` seconds, so
+captured events reach the store in grouped commits, and it polls the store
+while idle, since other processes (or dead ones) leave events there too.
 
 Threads: capture threads only `append` to `inbox` and read two ints (`held`,
 `wake_at`); everything else here belongs to the worker thread (or, in sync
@@ -25,7 +32,7 @@ from .._internal import RateLimitedLog, library_section, logger
 from .._transport import http as _http
 from ..errors import APIError
 from ..events import Event
-from ..queues import QueueBackend
+from ..queues import Claim, Lease, Permit, Store, StorePolicy, StoreStats
 from .batcher import (
     BODY_OVERHEAD,
     BatchPolicy,
@@ -34,7 +41,6 @@ from .batcher import (
     decode_event,
     encode_event,
 )
-from .budget import RequestBudget
 from .clock import Clock
 from .sender import Outcome, Sender, Verdict
 
@@ -43,6 +49,14 @@ __all__ = ["DeliveryStats", "Worker", "WorkerSettings"]
 _NEVER = sys.maxsize
 _IDLE_WAIT = None  # wait for events without a timeout
 _RETRY_CAP = 30.0
+#: real seconds between two moves of the inbox into a durable store: one
+#: commit per group of events, and no event waits in memory much longer
+GROUP_INTERVAL = 0.05
+#: seconds between looks at a durable store while nothing of ours waits
+#: (other processes' events, a dead process's leftovers)
+POLL_INTERVAL = 0.5
+#: seconds between looks while a flush waits for other processes
+FLUSH_POLL = 0.02
 
 _batch_sent = signals.batch_sent
 _batch_failed = signals.batch_failed
@@ -57,6 +71,7 @@ DROP_REASONS = {
     "oversize": "the event alone is larger than a request may be",
     "unencodable": "the event cannot be encoded as JSON",
     "rejected": "Bento refused the event (400/422)",
+    "store_error": "the store could not keep the event",
     "shutdown": "captured after shutdown()",
 }
 #: reasons said elsewhere: `disabled` is the user's choice, and the default
@@ -77,13 +92,18 @@ class DeliveryStats:
         retried: requests retried (5xx, 408, 429, network errors).
         requests: requests made.
         dropped: events that will never be delivered, by reason.
-        queue_depth: events waiting (inbox, queue and in flight).
+        queue_depth: events of this process waiting (inbox, queue and in
+            flight; with a durable store, its events still in the store).
         last_success_at / last_error_at: epoch seconds, or None.
         last_error: the last error message (secrets redacted), or None.
         paused_until: epoch seconds until which sending is paused (429), or None.
         auth_failed: Bento refused our credentials (401/403/404); sending stopped.
         receiver_errors: calls to receivers of our signals that raised
             (logged and ignored).
+        store: the store's own figures (depth, bytes, leases, budget; for
+            a durable store, every process's), or None if unavailable.
+        store_errors: failed writes to a durable store (the events wait in
+            memory and are written again; see the log).
     """
 
     enqueued: int
@@ -101,6 +121,8 @@ class DeliveryStats:
     paused_until: float | None
     auth_failed: bool
     receiver_errors: int = 0
+    store: StoreStats | None = None
+    store_errors: int = 0
 
 
 @dataclass(frozen=True)
@@ -126,6 +148,15 @@ def _events(records: list[Record]) -> list[Event]:
     return [decode_event(r) for r in records]
 
 
+@dataclass
+class _Job:
+    """One request to make: a lease and the permit paid for it."""
+
+    lease: Lease
+    permit: Permit
+    from_pending: bool
+
+
 class Worker:
     """Delivery for one client in one process. Build a new one after a fork."""
 
@@ -133,26 +164,41 @@ class Worker:
         self,
         owner: object,
         settings: WorkerSettings,
-        backend: QueueBackend,
+        store: Store,
         sender: Sender | None,
         clock: Clock,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.owner = owner  # the Client: the sender of every signal
         self.settings = settings
-        self.backend = backend
+        self.store = store
+        #: the memory store's backend (None for a durable store)
+        self.backend = getattr(store, "backend", None)
+        self.durable = store.durable
         self.sender = sender
         self.clock = clock
         self.rand = rand
         self.policy = BatchPolicy(
             settings.max_batch_size, settings.max_batch_bytes, settings.flush_interval
         )
-        self.budget = RequestBudget(
-            settings.requests_per_minute, settings.rate_window, clock
+        store.configure(
+            StorePolicy(
+                max_count=settings.max_batch_size,
+                max_bytes=settings.max_batch_bytes - BODY_OVERHEAD,
+                flush_interval=settings.flush_interval,
+                requests_per_window=settings.requests_per_minute,
+                window=settings.rate_window,
+                overflow=settings.overflow,
+                max_events=settings.max_queue_size,
+                max_bytes_held=settings.max_queue_bytes,
+            ),
+            clock,
         )
         # -- shared with capture threads -------------------------------------
         self.inbox: deque[Event] = deque()
-        #: events the worker holds (queue backend, bisection work, in flight)
+        #: events the worker holds in memory besides the inbox (the memory
+        #: store's queue, bisection work, in flight; for a durable store,
+        #: events it could not write yet): the capture-time bound counts them
         self.held = 0
         #: wake the worker when the inbox reaches this length
         self.wake_at = 1
@@ -168,7 +214,18 @@ class Worker:
         # -- counters ----------------------------------------------------------
         self.drained = 0
         self.evicted = 0
+        #: events enqueued here that are done with: delivered (by any
+        #: process), rejected or dropped. The worker recomputes it from the
+        #: store; capture threads add drops of events never stored.
         self.settled = 0
+        #: the part of `settled` that never reached the store
+        self.settled_local = 0
+        #: records put into the store
+        self.put_total = 0
+        #: this process's events still in the store (as last read)
+        self.outstanding = 0
+        #: events left in a durable store when the worker stopped
+        self.left_in_store: int | None = None
         self.flush_target = 0
         self.sent = 0
         self.accepted = 0
@@ -178,15 +235,19 @@ class Worker:
         self.requests = 0
         self.dropped: dict[str, int] = {}
         self.receiver_errors = 0
+        self.store_errors = 0
         self.drop_log = RateLimitedLog()
         self.last_success_at: float | None = None
         self.last_error_at: float | None = None
         self.last_error: str | None = None
         self.auth_failed = False
         # -- worker-only state -------------------------------------------------
-        self._pending: list[list[Record]] = []  # bisection halves, next at the end
-        self._inflight_bytes = 0
-        self._oldest_at: float | None = None
+        self._pending: list[Lease] = []  # bisection halves, next at the end
+        #: encoded events a durable store could not take yet (oldest first)
+        self._spill: list[Record] = []
+        self._last_drain = float("-inf")  # real time (time.monotonic)
+        self._drain_lock = threading.Lock()
+        self._store_stats: StoreStats | None = None
         self._attempt = 0
         self._retry_at = 0.0
         self._outage_since: float | None = None
@@ -217,6 +278,8 @@ class Worker:
         return self.drained + self.evicted + len(self.inbox)
 
     def depth(self) -> int:
+        if self.durable:
+            return len(self.inbox) + self.held + self.outstanding
         return len(self.inbox) + self.held
 
     def drop(
@@ -255,6 +318,7 @@ class Worker:
         # Settled last, so a `flush()` returns after the drop was said.
         if queued:
             with self.progress:
+                self.settled_local += n
                 self.settled += n
                 self.progress.notify_all()
 
@@ -342,6 +406,15 @@ class Worker:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, timeout))
+        if self.durable and (thread is None or thread.is_alive()):
+            # The thread never ran, or is stuck in a request past the
+            # deadline: what is still in memory goes to the store from here,
+            # where the next process finds it.
+            try:
+                self._drain(force=True)
+                self._note_left()
+            except Exception:
+                logger.exception("bento_track: could not save events to the store")
         if (thread is None or not thread.is_alive()) and self.sender is not None:
             self.sender.close()
 
@@ -355,11 +428,11 @@ class Worker:
             try:
                 while not self.stopping:
                     try:
-                        self._drain()
                         flushing = self.settled < self.flush_target
-                        delay, wake_at = self._plan(flushing)
-                        if delay == 0.0:
-                            self._send_one()
+                        self._drain(force=flushing)
+                        delay, wake_at, job = self._plan(flushing)
+                        if job is not None:
+                            self._send(job)
                         else:
                             self._sleep(delay, wake_at, flushing)
                     except Exception:  # never let the worker die
@@ -368,8 +441,33 @@ class Worker:
                         )
                         self.clock.wait(self._never, 1.0)
             finally:
+                if self.durable:
+                    self._close_store()
                 if self.sender is not None:
                     self.sender.close()
+
+    def _close_store(self) -> None:
+        """A durable store at exit: what is in memory goes into the store,
+        bisection halves are released for any process to retry."""
+        try:
+            self._drain(force=True)
+            while self._pending:
+                self.store.release(self._pending.pop())
+            self._note_left()
+            self.store.close()
+        except Exception:
+            logger.exception("bento_track: could not close the store cleanly")
+
+    def _note_left(self) -> None:
+        self._refresh()
+        self.left_in_store = self.outstanding
+        if self.left_in_store:
+            logger.info(
+                "bento_track: %d events of this process are left in the store "
+                "%s; the next process that opens it delivers them",
+                self.left_in_store,
+                self.store.location,
+            )
 
     def run_sync(self, timeout: float) -> None:
         """Sync mode: run the worker's steps in this thread until the queue is
@@ -377,13 +475,13 @@ class Worker:
         with self.sync_lock, library_section():
             deadline = self.clock.monotonic() + timeout
             while True:
-                self._drain()
-                delay, _ = self._plan(True)
+                self._drain(force=True)
+                delay, _, job = self._plan(True)
+                if job is not None:
+                    self._send(job)
+                    continue
                 if delay is None:
                     return
-                if delay == 0.0:
-                    self._send_one()
-                    continue
                 if self.clock.monotonic() + delay > deadline:
                     return
                 self.clock.wait(self._never, delay)
@@ -399,31 +497,76 @@ class Worker:
             or (not flushing and self.settled < self.flush_target)
         )
         if not changed:
+            if self.durable:
+                # Other processes change the store too: look again soon, and
+                # sooner while a flush waits on them.
+                poll = FLUSH_POLL if flushing else POLL_INTERVAL
+                delay = poll if delay is None else min(delay, poll)
             self.clock.wait(self._wake, delay)
         self.wake_at = _NEVER
 
-    def _drain(self) -> None:
-        """Move the inbox into the backend, encoding each event once, then
-        enforce the queue's byte bound (and the count bound after a
-        `drop_oldest` overshoot)."""
+    def _drain(self, force: bool = False) -> None:
+        """Move the inbox into the store, encoding each event once. With a
+        durable store, at most once per `GROUP_INTERVAL` (unless `force`):
+        the first event after a quiet spell waits that long for company, so
+        the store takes one commit per group rather than per event."""
+        inbox = self.inbox
+        if not inbox and not self._spill:
+            return
+        if self.durable and not force:
+            # Real time, not the injected clock: this groups writes, it
+            # decides nothing a test would steer.
+            wait = self._last_drain + GROUP_INTERVAL - time.monotonic()
+            if wait > 0 and len(inbox) < self.settings.max_batch_size:
+                self.wake_at = _NEVER
+                self._wake.clear()
+                if not self.stopping:
+                    self._wake.wait(wait)
+        with self._drain_lock:
+            self._last_drain = time.monotonic()
+            self._drain_now()
+
+    def _drain_now(self) -> None:
         inbox = self.inbox
         n = len(inbox)
-        if not n:
+        records: list[Record] = self._spill
+        self._spill = []
+        if n:
+            # Pop and count under the lock so `enqueued()` (read under it by
+            # `flush`) never misses events between the inbox and the store.
+            popleft = inbox.popleft
+            with self.progress:
+                try:
+                    events = [popleft() for _ in range(n)]
+                except IndexError:  # a drop_oldest capture evicted some meanwhile
+                    events = []
+                    while inbox:
+                        try:
+                            events.append(popleft())
+                        except IndexError:
+                            break
+                self.drained += len(events)
+                if self.durable:
+                    # In flight between the inbox and the store: still held.
+                    self.held += len(events)
+            records = records + self._encode(events)
+        if not records:
+            self._update_held()
             return
-        # Pop and count under the lock so `enqueued()` (read under it by
-        # `flush`) never misses events that are between the inbox and the queue.
-        popleft = inbox.popleft
-        with self.progress:
-            try:
-                events = [popleft() for _ in range(n)]
-            except IndexError:  # a drop_oldest capture evicted some meanwhile
-                events = []
-                while inbox:
-                    try:
-                        events.append(popleft())
-                    except IndexError:
-                        break
-            self.drained += len(events)
+        try:
+            dropped = self.store.put(records)
+        except Exception as exc:
+            self._store_failed(records, exc)
+            return
+        self.put_total += len(records)
+        if dropped:
+            # They were put, and left the store: `_refresh` settles them,
+            # after the drop was said.
+            self.drop(_events(dropped), "queue_full", queued=False)
+        self._update_held()
+        self._refresh()
+
+    def _encode(self, events: list[Event]) -> list[Record]:
         records: list[Record] = []
         limit = self.policy.max_bytes - BODY_OVERHEAD - 1  # one event alone
         append = records.append
@@ -431,115 +574,158 @@ class Worker:
             try:
                 data = encode_event(event)
             except Exception as exc:  # validation let it through: it goes alone
-                self.drop([event], "unencodable", queued=True, error=exc)
+                self._drop_encoding(event, "unencodable", error=exc)
                 continue
             if len(data) <= limit:
                 append(data)
             else:
-                self.drop(
-                    [event],
+                self._drop_encoding(
+                    event,
                     "oversize",
-                    queued=True,
                     message=f"{event.type!r} is {len(data)} bytes encoded; a "
                     f"request holds at most {limit}",
                 )
-        if records:
-            self.backend.put(records)
-            self.held += len(records)
-            if self._oldest_at is None:
-                self._oldest_at = self.clock.monotonic()
-        self._enforce_bounds()
+        return records
 
-    def _enforce_bounds(self) -> None:
-        settings = self.settings
-        backend = self.backend
-        excess_bytes = backend.nbytes + self._inflight_bytes - settings.max_queue_bytes
-        excess_count = self.held - settings.max_queue_size
-        if excess_bytes <= 0 and excess_count <= 0:
+    def _drop_encoding(
+        self,
+        event: Event,
+        reason: str,
+        error: Exception | None = None,
+        message: str | None = None,
+    ) -> None:
+        if self.durable:
+            with self.progress:
+                self.held -= 1
+        self.drop([event], reason, queued=True, error=error, message=message)
+
+    def _store_failed(self, records: list[Record], exc: Exception) -> None:
+        """A durable store refused a write (disk full, locked too long, ...):
+        keep the records in memory, bounded like the inbox, and try again at
+        the next drain. Counted and logged."""
+        self.store_errors += 1
+        self.last_error = f"store: {exc}"
+        self.last_error_at = self.clock.time()
+        self.drop_log.warn(
+            "store_error",
+            len(records),
+            "could not write to the store %s (%s); %d events wait in memory "
+            "and are written again shortly",
+            self.store.location,
+            exc,
+            len(records),
+        )
+        limit = self.settings.max_queue_size
+        if len(records) > limit:
+            if self.settings.overflow == "drop_oldest":
+                over, records = records[:-limit], records[-limit:]
+            else:
+                records, over = records[:limit], records[limit:]
+            with self.progress:
+                self.held -= len(over)
+            self.drop(_events(over), "queue_full", queued=True)
+        self._spill = records
+        self._update_held()
+
+    def _update_held(self) -> None:
+        held = self.store.memory_held() + len(self._spill)
+        with self.progress:
+            self.held = held
+            self.progress.notify_all()
+
+    def _refresh(self) -> None:
+        """Recompute `settled` from the store: this process's events that
+        left it (delivered or dropped by any process) are settled."""
+        try:
+            out = self.store.outstanding()
+        except Exception as exc:
+            self.last_error = f"store: {exc}"
             return
-        oldest = settings.overflow == "drop_oldest"
-        dropped: list[Record] = []
-        if excess_count > 0 and oldest:
-            dropped += backend.drop_oldest(excess_count)
-        while backend.nbytes + self._inflight_bytes > settings.max_queue_bytes and len(
-            backend
-        ):
-            step = max(1, len(backend) // 100)
-            dropped += (
-                backend.drop_oldest(step) if oldest else backend.drop_newest(step)
-            )
-        if dropped:
-            self.held -= len(dropped)
-            self.drop(_events(dropped), "queue_full", queued=True)
+        with self.progress:
+            self.outstanding = out
+            self.settled = self.settled_local + self.put_total - out
+            self.progress.notify_all()
 
-    def _plan(self, flushing: bool) -> tuple[float | None, int]:
-        """(seconds to wait before sending, inbox length that should wake us);
-        a delay of None means nothing is waiting to be sent."""
+    def _plan(self, flushing: bool) -> tuple[float | None, int, _Job | None]:
+        """(seconds to wait, inbox length that should wake us, or a request
+        to make now); a delay of None means nothing is waiting to be sent."""
         if self.auth_failed:
-            return None, _NEVER
-        backend = self.backend
-        count = len(backend)
-        if not self._pending and not count:
-            self._oldest_at = None
-            return _IDLE_WAIT, 1
+            return None, _NEVER, None
         now = self.clock.monotonic()
-        hold = max(self.budget.delay(), self._retry_at - now)
-        if self._pending or flushing:
-            due: float | None = 0.0
-        else:
-            due = self.policy.due_in(count, backend.nbytes, self._oldest_at, now)
-        delay = max(hold, due or 0.0)
-        if delay <= 0.0:
-            return 0.0, _NEVER
-        if hold > 0.0 or flushing:
-            return delay, _NEVER  # more events cannot make us send sooner
+        backoff = self._retry_at - now
+        if self._pending:
+            if backoff > 0:
+                return backoff, _NEVER, None
+            permit, wait = self.store.acquire()
+            if permit is None:
+                return wait, _NEVER, None
+            return 0.0, _NEVER, _Job(self._pending.pop(), permit, True)
+        if backoff > 0:
+            if self.durable and flushing:
+                self._refresh()  # another process may deliver meanwhile
+            return backoff, _NEVER, None
+        claim = self.store.claim(flushing)
+        if claim.lease is not None:
+            permit = claim.lease.permit
+            return (
+                0.0,
+                _NEVER,
+                _Job(claim.lease, 0 if permit is None else permit, False),
+            )
+        if self.durable:
+            if flushing:
+                self._refresh()
+            # Grouped draining decides when the inbox moves.
+            return claim.delay, 1, None
+        return self._memory_wake(claim, flushing)
+
+    def _memory_wake(
+        self, claim: Claim, flushing: bool
+    ) -> tuple[float | None, int, None]:
+        delay = claim.delay
+        if delay is None:
+            return _IDLE_WAIT, 1, None
+        count = claim.count
+        if flushing or claim.budget_bound:
+            return delay, _NEVER, None  # more events cannot make us send sooner
         # Waiting for the batch to age: wake early if the inbox can fill it.
         need = self.settings.max_batch_size - count
         if count:
-            per_event = backend.nbytes / count
-            room = self.settings.max_batch_bytes - BODY_OVERHEAD - backend.nbytes
+            per_event = claim.nbytes / count
+            room = self.settings.max_batch_bytes - BODY_OVERHEAD - claim.nbytes
             need = min(need, int(room / per_event) + 1)
-        return delay, max(1, need)
+        return delay, max(1, need), None
 
     # -- one request -----------------------------------------------------------
 
-    def _send_one(self) -> None:
-        from_pending = bool(self._pending)
-        if from_pending:
-            batch = self._pending.pop()
-        else:
-            batch = self.backend.get_batch(
-                self.settings.max_batch_size,
-                self.settings.max_batch_bytes - BODY_OVERHEAD,
-            )
-            if not batch:
-                return
+    def _send(self, job: _Job) -> None:
+        lease = job.lease
+        batch = lease.records
         payload = body(batch)
-        self._inflight_bytes = len(payload)
         timeout = None
         if self.deadline is not None:
             timeout = self.deadline - time.monotonic()
         assert self.sender is not None
         try:
+            if job.from_pending:
+                self.store.renew(lease)
             outcome = self.sender.post(payload, len(batch), timeout=timeout)
         finally:
-            self._inflight_bytes = 0
-            self.budget.record()
+            self.store.complete(job.permit)
         self.requests += 1
-        self._handle(batch, outcome, from_pending)
+        self._handle(lease, outcome, job.from_pending)
 
-    def _put_back(self, batch: list[Record], from_pending: bool) -> None:
+    def _put_back(self, lease: Lease, from_pending: bool) -> None:
         if from_pending:
-            self._pending.append(batch)
+            self._pending.append(lease)
         else:
-            self.backend.requeue(batch)
+            self.store.release(lease)
 
-    def _handle(
-        self, batch: list[Record], outcome: Outcome, from_pending: bool
-    ) -> None:
+    def _handle(self, lease: Lease, outcome: Outcome, from_pending: bool) -> None:
+        batch = lease.records
         verdict = outcome.verdict
         if verdict is Verdict.DELIVERED:
-            self._delivered(batch, outcome)
+            self._delivered(lease, outcome)
             return
         error = outcome.error
         assert error is not None
@@ -547,7 +733,7 @@ class Worker:
         self.last_error = str(error)
         now = self.clock.monotonic()
         if verdict is Verdict.RATE_LIMITED or verdict is Verdict.RETRY:
-            self._put_back(batch, from_pending)
+            self._put_back(lease, from_pending)
             self.retried += 1
             self._attempt += 1
             backoff = _http.backoff_delay(
@@ -558,7 +744,7 @@ class Worker:
             )
             if verdict is Verdict.RATE_LIMITED:
                 pause = _http.clamp_retry_after(error.retry_after)
-                self.budget.pause(backoff if pause is None else pause)
+                self.store.pause(backoff if pause is None else pause)
             else:
                 self._retry_at = now + backoff
                 if self._outage_since is None:
@@ -580,35 +766,39 @@ class Worker:
             self._signal_failed(batch, error, True)
         elif verdict is Verdict.REJECTED:
             # State first, signals last: a receiver must never see (or lose)
-            # a batch half-handled.
+            # a batch half-handled. Both halves stay leased by this process.
             if len(batch) > 1:
-                half = len(batch) // 2
-                self._pending.append(batch[half:])
-                self._pending.append(batch[:half])
+                first, second = lease.split()
+                self._pending.append(second)
+                self._pending.append(first)
                 self._signal_failed(batch, error, True)
             else:
-                self.held -= 1
+                self.store.reject(lease)
                 self.rejected += 1
+                self._update_held()
                 self._signal_failed(batch, error, False)
-                self.drop(_events(batch), "rejected", queued=True, error=error)
+                self.drop(_events(batch), "rejected", queued=False, error=error)
+                self._refresh()  # settled last, once the drop was said
         else:  # STOP: bad credentials or URL; keep the events, say so once
-            self._put_back(batch, from_pending)
+            self._put_back(lease, from_pending)
             if not self.auth_failed:
                 self.auth_failed = True
                 logger.error(
                     "bento_track: Bento refused our requests (%s); delivery is "
-                    "stopped and %d events are kept in memory. Check site_uuid, "
+                    "stopped and %d events are kept in %s. Check site_uuid, "
                     "publishable_key, secret_key and base_url",
                     error,
                     self.depth(),
+                    "the store" if self.durable else "memory",
                 )
             with self.progress:
                 self.progress.notify_all()
             self._signal_failed(batch, error, False)
 
-    def _delivered(self, batch: list[Record], outcome: Outcome) -> None:
+    def _delivered(self, lease: Lease, outcome: Outcome) -> None:
+        batch = lease.records
         n = len(batch)
-        self.held -= n
+        self.store.ack(lease)
         self.sent += n
         self.accepted += outcome.accepted
         self.failed += outcome.failed
@@ -617,13 +807,7 @@ class Worker:
         self._retry_at = 0.0
         self._outage_since = None
         self._outage_warned = False
-        if not self.backend and not self._pending:
-            self._oldest_at = None
-        elif not self._pending:
-            self._oldest_at = self.clock.monotonic()
-        with self.progress:
-            self.settled += n
-            self.progress.notify_all()
+        self._update_held()
         if _batch_sent.receivers:
             self.count_receiver_errors(
                 _send(
@@ -634,6 +818,7 @@ class Worker:
                     failed=outcome.failed,
                 )
             )
+        self._refresh()
 
     def _signal_failed(
         self, batch: list[Record], error: APIError, will_retry: bool
@@ -652,7 +837,12 @@ class Worker:
     # -- stats -----------------------------------------------------------------
 
     def snapshot(self) -> DeliveryStats:
-        paused = self.budget.paused_until - self.clock.monotonic()
+        try:
+            store: StoreStats | None = self.store.stats()
+            paused = store.paused_until if store else None
+        except Exception:  # a store that cannot answer leaves its figures out
+            store = None
+            paused = None
         with self.progress:
             dropped = dict(self.dropped)
         return DeliveryStats(
@@ -668,7 +858,9 @@ class Worker:
             last_success_at=self.last_success_at,
             last_error_at=self.last_error_at,
             last_error=self.last_error,
-            paused_until=self.clock.time() + paused if paused > 0 else None,
+            paused_until=paused,
             auth_failed=self.auth_failed,
             receiver_errors=self.receiver_errors,
+            store=store,
+            store_errors=self.store_errors,
         )

@@ -1,4 +1,9 @@
-"""Queue backends: where encoded events wait for delivery.
+"""Queue backends and stores: where encoded events wait for delivery.
+
+The worker talks to a `Store` (see `base`): `MemoryStore` in front of a
+`QueueBackend` (the default), or `SQLiteStore`, a file every process on the
+host shares (`Client(store="sqlite:////path/bento.db")`). What follows is
+about backends, the memory store's storage.
 
 Capture never touches a backend: `track()` appends the `Event` to a small
 in-memory inbox, and the worker thread encodes events and moves them into the
@@ -17,9 +22,25 @@ from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 from .._delivery.batcher import Record
-from .memory import MemoryQueue
+from .base import Claim, Lease, Permit, Store, StorePolicy, StoreStats
+from .memory import MemoryQueue, MemoryStore
+from .sqlite import DEFAULT_MAX_STORE_BYTES, SQLiteStore, StoreError
 
-__all__ = ["MemoryQueue", "QueueBackend", "Record"]
+__all__ = [
+    "DEFAULT_MAX_STORE_BYTES",
+    "Claim",
+    "Lease",
+    "MemoryQueue",
+    "MemoryStore",
+    "Permit",
+    "QueueBackend",
+    "Record",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "StorePolicy",
+    "StoreStats",
+]
 
 
 @runtime_checkable

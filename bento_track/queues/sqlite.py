@@ -1,0 +1,803 @@
+"""`SQLiteStore`: one queue and one request budget in a file that every
+process on a host shares (`Client(store="sqlite:////var/lib/app/bento.db")`).
+
+The file (WAL mode) holds:
+
+- `events`: one row per encoded event, oldest first (`id`), with the lease
+  it is under (0: waiting), the process that put it (`origin`) and when.
+- `leases`: batches taken by a process (`holder`), with an expiry the holder
+  renews before each request, and their size.
+- `holders`: the processes that use the store (host, pid, start time), and
+  how many of the events each put are still in the store (for `flush()`).
+- `permits`: the shared request budget, a sliding-window log: when each
+  request started and when it ended (NULL while in flight).
+- `state`: one row of totals (events, bytes), the 429 pause, when a batch
+  last left, and counters (reclaimed, dropped) for operators.
+
+Every change is one `BEGIN IMMEDIATE` transaction: a claim checks the pause,
+the budget and the batch's age, leases the oldest waiting events and records
+a permit, all at once, so processes never spend two permits on one batch nor
+send a batch without one. Times are wall-clock seconds (`Clock.time()`):
+monotonic clocks are not comparable across processes.
+
+Crashes: a transaction is all or nothing, and `synchronous=NORMAL` in WAL
+mode keeps every committed transaction through a process crash (a power cut
+may lose the last ones). A lease whose holder died is taken over at the next
+claim of any process: at once when the holder was on this host (its pid is
+gone, or runs another program: the start time differs), else when the lease
+expires. Its events may then be sent twice (if Bento had accepted them just
+before the crash): they are counted as `reclaimed`.
+
+Fork: a connection never crosses a fork. The child forgets the parent's
+connection (without closing it: SQLite's close would touch the parent's
+locks) and opens its own on first use. A fork hook holds every store's lock
+around `fork()` so no thread of ours is inside SQLite when it happens.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+from .._delivery.batcher import Record
+from .._delivery.budget import log_delay
+from .._delivery.clock import Clock, SystemClock
+from .base import Claim, Lease, Permit, StorePolicy, StoreStats
+from .procs import host_id, is_alive, start_time
+
+__all__ = [
+    "DEFAULT_LEASE_TIMEOUT",
+    "DEFAULT_MAX_STORE_BYTES",
+    "SCHEMA_VERSION",
+    "SQLiteStore",
+    "StoreError",
+]
+
+#: the bound on event bytes kept in a store file (the file itself is larger:
+#: indexes and pages add about half again)
+DEFAULT_MAX_STORE_BYTES = 256 * 1_048_576
+#: seconds after which a lease of a process we cannot check (another host,
+#: container or boot) is taken over; far above one request's time
+DEFAULT_LEASE_TIMEOUT = 120.0
+#: seconds SQLite waits for another process's transaction before failing
+BUSY_TIMEOUT = 10.0
+#: seconds to wait before asking again when only requests in flight (their
+#: end unknown) fill the budget
+_IN_FLIGHT_POLL = 0.05
+#: a thread waits this long for a store's lock around fork() before forking
+#: anyway (it never deadlocks the host's fork)
+_FORK_LOCK_TIMEOUT = 10.0
+
+SCHEMA_VERSION = 2
+
+# Version 1 (the first stores) had no per-process accounting: `events.origin`,
+# `holders.outstanding` and the `reclaimed`/`dropped` counters came in 2.
+SCHEMA_V1 = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    lease INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX events_by_lease ON events (lease, id);
+CREATE TABLE leases (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    holder INTEGER NOT NULL,
+    expires REAL NOT NULL,
+    count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
+CREATE TABLE holders (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started INTEGER,
+    opened REAL NOT NULL
+);
+CREATE TABLE permits (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    holder INTEGER NOT NULL,
+    started REAL NOT NULL,
+    done REAL
+);
+CREATE TABLE state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    rows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    paused_until REAL NOT NULL,
+    last_sent REAL NOT NULL,
+    budget_limit INTEGER NOT NULL,
+    budget_window REAL NOT NULL
+);
+INSERT INTO state VALUES (1, 0, 0, 0, 0, 0, 0);
+PRAGMA user_version = 1;
+"""
+
+#: version -> the statements that bring a store from it to the next version
+MIGRATIONS: dict[int, str] = {
+    1: """
+ALTER TABLE events ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE holders ADD COLUMN outstanding INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE state ADD COLUMN reclaimed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE state ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0;
+PRAGMA user_version = 2;
+""",
+}
+
+_stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+# Connections inherited from a parent process: never closed nor collected in
+# the child (closing would release or checkpoint what the parent holds).
+_orphans: list[sqlite3.Connection] = []
+
+
+class StoreError(Exception):
+    """The store file cannot be opened or written (the message says why)."""
+
+
+def _size(record: Record) -> int:
+    return len(record) + 1
+
+
+class SQLiteStore:
+    """A durable `Store` in one SQLite file, shared by every process of the
+    host that opens it (see the module docstring).
+
+    Args:
+        path: the file (created with its directory's permissions if missing).
+        max_bytes: the bound on stored event bytes; the client's `overflow`
+            policy applies when it is reached.
+        lease_timeout: seconds before an unrenewed lease is taken over.
+        clock: the clock until a worker configures its own.
+        url: how the store was named, for messages.
+    """
+
+    durable = True
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        max_bytes: int = DEFAULT_MAX_STORE_BYTES,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+        clock: Clock | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.path = path
+        self.location = url or f"sqlite:///{path}"
+        self.max_bytes = max_bytes
+        self.lease_timeout = lease_timeout
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._policy: StorePolicy | None = None
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+        self._me: int | None = None
+        self._host = host_id()
+        _stores.add(self)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.location!r})"
+
+    # -- connection --------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open (or create, or migrate) the file and prove it is writable.
+
+        Raises:
+            StoreError: it cannot be opened, created, migrated or written.
+        """
+        with self._lock:
+            conn = self._connection()
+            try:
+                with self._transaction(conn):
+                    conn.execute("UPDATE state SET rows = rows WHERE id = 1")
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():  # a fork that ran no hook (uWSGI)
+            self._forget_parent()
+        conn = self._conn
+        if conn is None:
+            try:
+                conn = self._connect()
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
+            self._conn = conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT,
+            isolation_level=None,  # transactions are explicit
+            check_same_thread=False,  # used under self._lock only
+        )
+        try:
+            # A new file: pages freed by delivered events go back to the
+            # disk in steps (an outage's backlog does not stay forever).
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(
+                    f"cannot use WAL mode here (journal mode {mode})"
+                )
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA journal_size_limit = 67108864")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def _transaction(self, conn: sqlite3.Connection) -> Iterator[None]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        with self._transaction(conn):
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                tables = conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                ).fetchone()[0]
+                if tables:
+                    raise sqlite3.DatabaseError(
+                        "not a bento_track store (it holds other tables)"
+                    )
+                for statement in _statements(SCHEMA_V1):
+                    conn.execute(statement)
+                version = 1
+            if version > SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"written by a newer bento_track (schema version {version}; "
+                    f"this one reads up to {SCHEMA_VERSION})"
+                )
+            while version < SCHEMA_VERSION:
+                for statement in _statements(MIGRATIONS[version]):
+                    conn.execute(statement)
+                version += 1
+
+    def _holder(self, conn: sqlite3.Connection) -> int:
+        """This process's id in the store, registered on first write."""
+        if self._me is None:
+            pid = os.getpid()
+            cursor = conn.execute(
+                "INSERT INTO holders (host, pid, started, opened) VALUES (?, ?, ?, ?)",
+                (self._host, pid, start_time(pid), self._clock.time()),
+            )
+            me = cursor.lastrowid
+            assert me is not None
+            self._me = me
+            self._reap(conn, self._clock.time(), everyone=True)
+        return self._me
+
+    def _forget_parent(self) -> None:
+        if self._conn is not None:
+            _orphans.append(self._conn)
+        self._conn = None
+        self._me = None
+        self._pid = os.getpid()
+        self._lock = threading.RLock()
+
+    def after_fork(self) -> None:
+        self._forget_parent()
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is None or self._pid != os.getpid():
+                return
+            try:
+                if self._me is not None:
+                    with self._transaction(conn):
+                        # Our requests in flight ended with us; a holder
+                        # with nothing left in the store is forgotten.
+                        conn.execute(
+                            "UPDATE permits SET done = ? WHERE holder = ? AND done IS NULL",
+                            (self._clock.time(), self._me),
+                        )
+                        conn.execute(
+                            "DELETE FROM holders WHERE id = ? AND outstanding <= 0 "
+                            "AND id NOT IN (SELECT holder FROM leases)",
+                            (self._me,),
+                        )
+            finally:
+                self._me = None
+                conn.close()
+
+    # -- configuration -----------------------------------------------------------
+
+    def configure(self, policy: StorePolicy, clock: object) -> None:
+        self._policy = policy
+        self._clock = cast("Clock", clock)
+
+    def _need_policy(self) -> StorePolicy:
+        policy = self._policy
+        assert policy is not None, "configure() first"
+        return policy
+
+    # -- queue -------------------------------------------------------------------
+
+    def put(self, records: list[Record]) -> list[Record]:
+        policy = self._need_policy()
+        with self._lock:
+            conn = self._connection()
+            with self._transaction(conn):
+                me = self._holder(conn)
+                now = self._clock.time()
+                stored = conn.execute("SELECT bytes FROM state").fetchone()[0]
+                keep = records
+                dropped: list[Record] = []
+                if policy.overflow != "drop_oldest":
+                    room = self.max_bytes - stored
+                    total = 0
+                    fit = 0
+                    for record in records:
+                        total += _size(record)
+                        if total > room:
+                            break
+                        fit += 1
+                    if fit < len(records):
+                        keep, dropped = records[:fit], records[fit:]
+                if keep:
+                    conn.executemany(
+                        "INSERT INTO events (origin, created, data) VALUES (?, ?, ?)",
+                        [(me, now, record) for record in keep],
+                    )
+                    added = sum(map(len, keep)) + len(keep)
+                    conn.execute(
+                        "UPDATE state SET rows = rows + ?, bytes = bytes + ?",
+                        (len(keep), added),
+                    )
+                    conn.execute(
+                        "UPDATE holders SET outstanding = outstanding + ? WHERE id = ?",
+                        (len(keep), me),
+                    )
+                    stored += added
+                if policy.overflow == "drop_oldest" and stored > self.max_bytes:
+                    dropped = self._trim_oldest(conn, stored - self.max_bytes)
+                if dropped:
+                    conn.execute(
+                        "UPDATE state SET dropped = dropped + ?", (len(dropped),)
+                    )
+        return dropped
+
+    def _trim_oldest(self, conn: sqlite3.Connection, excess: int) -> list[Record]:
+        """Delete the oldest waiting events until `excess` bytes are gone."""
+        out: list[Record] = []
+        origins: Counter[int] = Counter()
+        freed = 0
+        last = 0
+        while freed < excess:
+            rows = conn.execute(
+                "SELECT id, origin, data FROM events WHERE lease = 0 AND id > ? "
+                "ORDER BY id LIMIT 500",
+                (last,),
+            ).fetchall()
+            if not rows:
+                break
+            for row_id, origin, data in rows:
+                last = row_id
+                out.append(data)
+                origins[origin] += 1
+                freed += _size(data)
+                if freed >= excess:
+                    break
+        if out:
+            conn.execute("DELETE FROM events WHERE lease = 0 AND id <= ?", (last,))
+            conn.execute(
+                "UPDATE state SET rows = rows - ?, bytes = bytes - ?", (len(out), freed)
+            )
+            self._settle_origins(conn, origins)
+        return out
+
+    def _settle_origins(self, conn: sqlite3.Connection, origins: Counter[int]) -> None:
+        conn.executemany(
+            "UPDATE holders SET outstanding = outstanding - ? WHERE id = ?",
+            [(n, origin) for origin, n in origins.items()],
+        )
+
+    def claim(self, force: bool) -> Claim:
+        policy = self._need_policy()
+        with self._lock:
+            conn = self._connection()
+            with self._transaction(conn):
+                me = self._holder(conn)
+                now = self._clock.time()
+                self._reap(conn, now)
+                rows, nbytes, paused, last_sent = conn.execute(
+                    "SELECT rows, bytes, paused_until, last_sent FROM state"
+                ).fetchone()
+                leased, leased_bytes = conn.execute(
+                    "SELECT coalesce(sum(count), 0), coalesce(sum(bytes), 0) FROM leases"
+                ).fetchone()
+                count = rows - leased
+                nbytes -= leased_bytes
+                if count <= 0:
+                    return Claim(None, None)
+                hold = max(paused - now, self._budget_delay(conn, now, policy))
+                due = 0.0
+                full = count >= policy.max_count or nbytes >= policy.max_bytes
+                if not force and not full:
+                    oldest = conn.execute(
+                        "SELECT created FROM events WHERE lease = 0 ORDER BY id LIMIT 1"
+                    ).fetchone()
+                    if oldest is not None:
+                        since = max(oldest[0], last_sent)
+                        due = max(0.0, since + policy.flush_interval - now)
+                delay = max(hold, due)
+                if delay > 0.0:
+                    return Claim(None, delay, count, nbytes, budget_bound=hold > 0.0)
+                lease = self._lease(conn, me, now, policy)
+                if lease is None:
+                    return Claim(None, None)
+                lease.permit = self._grant(conn, me, now)
+                return Claim(lease, 0.0, count, nbytes)
+
+    def _lease(
+        self, conn: sqlite3.Connection, me: int, now: float, policy: StorePolicy
+    ) -> Lease | None:
+        rows = conn.execute(
+            "SELECT id, origin, data FROM events WHERE lease = 0 ORDER BY id LIMIT ?",
+            (policy.max_count,),
+        ).fetchall()
+        if not rows:
+            return None
+        ids: list[int] = []
+        origins: list[int] = []
+        records: list[Record] = []
+        size = 0
+        for row_id, origin, data in rows:
+            step = _size(data)
+            if records and size + step > policy.max_bytes:
+                break
+            size += step
+            ids.append(row_id)
+            origins.append(origin)
+            records.append(data)
+        cursor = conn.execute(
+            "INSERT INTO leases (holder, expires, count, bytes) VALUES (?, ?, ?, ?)",
+            (me, now + self.lease_timeout, len(ids), size),
+        )
+        token = cursor.lastrowid
+        assert token is not None
+        # The first len(ids) waiting rows are exactly the ids in this range.
+        conn.execute(
+            "UPDATE events SET lease = ? WHERE lease = 0 AND id BETWEEN ? AND ?",
+            (token, ids[0], ids[-1]),
+        )
+        return Lease(token, records, ids, origins)
+
+    # -- budget ------------------------------------------------------------------
+
+    def _budget_delay(
+        self, conn: sqlite3.Connection, now: float, policy: StorePolicy
+    ) -> float:
+        limit, window = policy.requests_per_window, policy.window
+        stored_window = conn.execute("SELECT budget_window FROM state").fetchone()[0]
+        # Forget permits no process's window can still see.
+        conn.execute(
+            "DELETE FROM permits WHERE done IS NOT NULL AND done < ?",
+            (now - max(window, stored_window) - 1.0,),
+        )
+        done = [
+            row[0]
+            for row in conn.execute(
+                "SELECT done FROM permits WHERE done IS NOT NULL ORDER BY done"
+            )
+        ]
+        in_flight = conn.execute(
+            "SELECT count(*) FROM permits WHERE done IS NULL"
+        ).fetchone()[0]
+        delay = log_delay(done, in_flight, limit, window, now)
+        return _IN_FLIGHT_POLL if delay is None else delay
+
+    def _grant(self, conn: sqlite3.Connection, me: int, now: float) -> Permit:
+        policy = self._need_policy()
+        cursor = conn.execute(
+            "INSERT INTO permits (holder, started) VALUES (?, ?)", (me, now)
+        )
+        conn.execute(
+            "UPDATE state SET budget_limit = ?, budget_window = ?",
+            (policy.requests_per_window, policy.window),
+        )
+        permit = cursor.lastrowid
+        assert permit is not None
+        return permit
+
+    def acquire(self) -> tuple[Permit | None, float]:
+        policy = self._need_policy()
+        with self._lock:
+            conn = self._connection()
+            with self._transaction(conn):
+                me = self._holder(conn)
+                now = self._clock.time()
+                paused = conn.execute("SELECT paused_until FROM state").fetchone()[0]
+                hold = max(paused - now, self._budget_delay(conn, now, policy))
+                if hold > 0.0:
+                    return None, hold
+                return self._grant(conn, me, now), 0.0
+
+    def complete(self, permit: Permit) -> None:
+        with self._lock:
+            conn = self._connection()
+            with self._transaction(conn):
+                conn.execute(
+                    "UPDATE permits SET done = ? WHERE id = ?",
+                    (self._clock.time(), permit),
+                )
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            conn = self._connection()
+            with self._transaction(conn):
+                conn.execute(
+                    "UPDATE state SET paused_until = max(paused_until, ?)",
+                    (self._clock.time() + seconds,),
+                )
+
+    def paused_until(self) -> float | None:
+        with self._lock:
+            conn = self._connection()
+            until = conn.execute("SELECT paused_until FROM state").fetchone()[0]
+        return float(until) if until > self._clock.time() else None
+
+    # -- settling leases -----------------------------------------------------------
+
+    def renew(self, lease: Lease) -> None:
+        with self._lock:
+            conn = self._connection()
+            with self._transaction(conn):
+                conn.execute(
+                    "UPDATE leases SET expires = ? WHERE id = ?",
+                    (self._clock.time() + self.lease_timeout, lease.token),
+                )
+
+    def ack(self, lease: Lease) -> None:
+        self._remove(lease, sent=True)
+
+    def reject(self, lease: Lease) -> None:
+        self._remove(lease, sent=False)
+
+    def _remove(self, lease: Lease, *, sent: bool) -> None:
+        if not lease.ids:
+            return
+        with self._lock:
+            conn = self._connection()
+            with self._transaction(conn):
+                gone = conn.execute(
+                    "DELETE FROM events WHERE lease = ? AND id BETWEEN ? AND ?",
+                    (lease.token, lease.ids[0], lease.ids[-1]),
+                ).rowcount
+                if gone == len(lease.ids):
+                    size = sum(map(len, lease.records)) + gone
+                    self._settle_origins(conn, Counter(lease.origins))
+                    conn.execute(
+                        "UPDATE state SET rows = rows - ?, bytes = bytes - ?",
+                        (gone, size),
+                    )
+                    self._shrink_lease(conn, lease.token, gone, size)
+                elif gone:  # pragma: no cover - a lease taken over in part
+                    self._recount(conn)
+                if sent:
+                    conn.execute(
+                        "UPDATE state SET last_sent = ?", (self._clock.time(),)
+                    )
+
+    def release(self, lease: Lease) -> None:
+        if not lease.ids:
+            return
+        with self._lock:
+            conn = self._connection()
+            with self._transaction(conn):
+                back = conn.execute(
+                    "UPDATE events SET lease = 0 WHERE lease = ? AND id BETWEEN ? AND ?",
+                    (lease.token, lease.ids[0], lease.ids[-1]),
+                ).rowcount
+                size = sum(map(len, lease.records)) + len(lease.records)
+                if back:
+                    self._shrink_lease(conn, lease.token, back, size)
+
+    def _shrink_lease(
+        self, conn: sqlite3.Connection, token: int, count: int, size: int
+    ) -> None:
+        conn.execute(
+            "UPDATE leases SET count = count - ?, bytes = bytes - ? WHERE id = ?",
+            (count, size, token),
+        )
+        conn.execute("DELETE FROM leases WHERE id = ? AND count <= 0", (token,))
+
+    def _recount(self, conn: sqlite3.Connection) -> None:
+        """Rebuild the totals and lease sizes from the rows themselves."""
+        conn.execute(
+            "UPDATE state SET rows = (SELECT count(*) FROM events), "
+            "bytes = (SELECT coalesce(sum(length(data) + 1), 0) FROM events)"
+        )
+        conn.execute(
+            "UPDATE leases SET "
+            "count = (SELECT count(*) FROM events WHERE lease = leases.id), "
+            "bytes = (SELECT coalesce(sum(length(data) + 1), 0) FROM events "
+            "WHERE lease = leases.id)"
+        )
+        conn.execute("DELETE FROM leases WHERE count <= 0")
+
+    # -- dead processes --------------------------------------------------------------
+
+    def _reap(
+        self, conn: sqlite3.Connection, now: float, everyone: bool = False
+    ) -> None:
+        """Take over leases (and close permits in flight) of processes that
+        died: on this host at once, elsewhere when a lease expires. With
+        `everyone`, also forget dead processes of this host that hold nothing."""
+        me = self._me
+        alive: dict[int, bool] = {}
+
+        def dead(holder: int, host: str | None, pid: int | None, started: Any) -> bool:
+            if holder not in alive:
+                if host is None or pid is None:
+                    alive[holder] = False  # its process row is gone
+                elif host != self._host:
+                    alive[holder] = True  # cannot tell: the lease expiry decides
+                else:
+                    alive[holder] = is_alive(pid, started)
+            return not alive[holder]
+
+        leases = conn.execute(
+            "SELECT l.id, l.holder, l.expires, h.host, h.pid, h.started "
+            "FROM leases l LEFT JOIN holders h ON h.id = l.holder WHERE l.holder != ?",
+            (me,),
+        ).fetchall()
+        taken = 0
+        for token, holder, expires, host, pid, started in leases:
+            if expires < now or dead(holder, host, pid, started):
+                taken += conn.execute(
+                    "UPDATE events SET lease = 0 WHERE lease = ?", (token,)
+                ).rowcount
+                conn.execute("DELETE FROM leases WHERE id = ?", (token,))
+        if taken:
+            conn.execute("UPDATE state SET reclaimed = reclaimed + ?", (taken,))
+        flying = conn.execute(
+            "SELECT p.id, p.holder, p.started, h.host, h.pid, h.started "
+            "FROM permits p LEFT JOIN holders h ON h.id = p.holder "
+            "WHERE p.done IS NULL AND p.holder != ?",
+            (me,),
+        ).fetchall()
+        for permit, holder, began, host, pid, started in flying:
+            # A dead process's request, if it ever arrived, arrived by now.
+            if began < now - self.lease_timeout or dead(holder, host, pid, started):
+                conn.execute("UPDATE permits SET done = ? WHERE id = ?", (now, permit))
+        if everyone:
+            for holder, host, pid, started in conn.execute(
+                "SELECT id, host, pid, started FROM holders WHERE id != ? AND host = ?",
+                (me, self._host),
+            ).fetchall():
+                if dead(holder, host, pid, started):
+                    conn.execute(
+                        "DELETE FROM holders WHERE id = ? "
+                        "AND id NOT IN (SELECT holder FROM leases)",
+                        (holder,),
+                    )
+
+    # -- figures ---------------------------------------------------------------------
+
+    def outstanding(self) -> int:
+        with self._lock:
+            if self._me is None:
+                return 0
+            conn = self._connection()
+            row = conn.execute(
+                "SELECT outstanding FROM holders WHERE id = ?", (self._me,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def memory_held(self) -> int:
+        return 0
+
+    def stats(self) -> StoreStats:
+        with self._lock:
+            conn = self._connection()
+            return read_stats(conn, self._clock.time(), self.location, self.path)
+
+
+def read_stats(
+    conn: sqlite3.Connection, now: float, location: str, path: str
+) -> StoreStats:
+    """The figures of the store behind `conn` (also for `bento-track store`)."""
+    conn.execute("BEGIN")  # one consistent snapshot
+    try:
+        (
+            rows,
+            nbytes,
+            paused,
+            limit,
+            window,
+            reclaimed,
+            dropped,
+        ) = conn.execute(
+            "SELECT rows, bytes, paused_until, budget_limit, budget_window, "
+            "reclaimed, dropped FROM state"
+        ).fetchone()
+        leased, leases = conn.execute(
+            "SELECT coalesce(sum(count), 0), count(*) FROM leases"
+        ).fetchone()
+        oldest = conn.execute(
+            "SELECT created FROM events ORDER BY id LIMIT 1"
+        ).fetchone()
+        used = conn.execute(
+            "SELECT count(*) FROM permits WHERE done IS NULL OR done > ?",
+            (now - window,),
+        ).fetchone()[0]
+        processes = conn.execute("SELECT count(*) FROM holders").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.execute("COMMIT")
+    max_bytes = DEFAULT_MAX_STORE_BYTES
+    for store in list(_stores):
+        if store.path == path:
+            max_bytes = store.max_bytes
+    return StoreStats(
+        kind="sqlite",
+        location=location,
+        depth=rows,
+        nbytes=nbytes,
+        max_bytes=max_bytes,
+        leased=leased,
+        leases=leases,
+        oldest_age=max(0.0, now - oldest[0]) if oldest else None,
+        budget_used=used,
+        budget_limit=limit,
+        budget_window=window,
+        paused_until=float(paused) if paused > now else None,
+        reclaimed=reclaimed,
+        dropped=dropped,
+        processes=processes,
+        schema_version=version,
+    )
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _lock_all_before_fork() -> None:
+    deadline = time.monotonic() + _FORK_LOCK_TIMEOUT
+    held = []
+    for store in list(_stores):
+        if store._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            held.append(store)
+    _held_at_fork.extend(held)
+
+
+def _unlock_all_in_parent() -> None:
+    while _held_at_fork:
+        _held_at_fork.pop()._lock.release()
+
+
+def _renew_all_in_child() -> None:
+    _held_at_fork.clear()
+    for store in list(_stores):
+        store._forget_parent()
+
+
+_held_at_fork: list[SQLiteStore] = []
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_lock_all_before_fork,
+        after_in_parent=_unlock_all_in_parent,
+        after_in_child=_renew_all_in_child,
+    )
