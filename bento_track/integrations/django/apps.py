@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from django.apps import AppConfig
@@ -10,10 +9,8 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from ..._default import init
-from ..._internal import library_section, logger
-from ...config import ENV_VARS
 from ...errors import ConfigurationError
+from ..setup import configure_default_client
 from .options import load_options
 
 __all__ = ["BentoTrackConfig"]
@@ -44,24 +41,9 @@ class BentoTrackConfig(AppConfig):  # type: ignore[misc]
 
 
 def configure_client(options: dict[str, Any]) -> None:
-    """`bento_track.init(**options)`. Without credentials (a management
-    command or a test run with no `BENTO_*` variables) the default client is
-    left to its usual fallback, a disabled client that says so once, rather
-    than stopping Django."""
-    missing = [
-        name
-        for name in ("site_uuid", "publishable_key", "secret_key")
-        if not options.get(name) and not os.environ.get(ENV_VARS[name])
-    ]
-    if missing and not options.get("disabled"):
-        with library_section():
-            logger.debug(
-                "bento_track: BENTO_TRACK client options not applied: %s not set",
-                ", ".join(ENV_VARS[name] for name in missing),
-            )
-        return
+    """`bento_track.init(**options)` (see `configure_default_client`)."""
     try:
-        init(**options)
+        configure_default_client(options)
     except ConfigurationError as exc:
         raise ImproperlyConfigured(f"BENTO_TRACK: {exc}") from exc
 

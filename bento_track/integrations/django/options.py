@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,16 +10,10 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from ...client import Client
+from ..setup import CLIENT_OPTIONS
 
 __all__ = ["CLIENT_OPTIONS", "DjangoOptions", "load_options"]
 
-#: `bento_track.Client` keyword arguments accepted in `BENTO_TRACK`
-CLIENT_OPTIONS = frozenset(
-    name
-    for name in inspect.signature(Client).parameters
-    if not name.startswith("_") and name not in ("queue", "clock", "environ")
-)
 #: options of the middleware's rule engine
 MIDDLEWARE_OPTIONS = frozenset(
     {"events", "status", "facts", "attach_facts", "request_id_header"}
