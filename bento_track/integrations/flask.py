@@ -95,21 +95,22 @@ class BentoTrack:
         events: Mapping[str, str] | None = None,
         identify: IdentifyFn | str | None = None,
         client: Client | None = None,
-        status: object = None,
+        status: object = DEFAULT_STATUS,
         facts: bool | None = None,
         attach_facts: bool | None = None,
         request_id_header: str | None = None,
     ) -> None:
-        given = {
+        given: dict[str, object] = {
             "events": events,
             "identify": identify,
             "client": client,
-            "status": status,
             "facts": facts,
             "attach_facts": attach_facts,
             "request_id_header": request_id_header,
         }
         self._given = {k: v for k, v in given.items() if v is not None}
+        if status is not DEFAULT_STATUS:  # None is a value here: every status
+            self._given["status"] = status
         if app is not None:
             self.init_app(app)
 

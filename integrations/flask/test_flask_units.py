@@ -119,3 +119,18 @@ def test_configuration_errors_name_the_problem() -> None:
     app.config["BENTO_TRACK"] = {"evnets": {}}
     with pytest.raises(ConfigurationError, match="evnets"):
         BentoTrack(app)
+
+
+def test_status_none_lets_every_status_fire(bento_events) -> None:
+    app = flask.Flask(__name__)
+
+    @app.before_request
+    def who() -> None:
+        bento_track.identify("eve@example.com")
+
+    BentoTrack(app, events={"GET /missing": "missing.seen"}, status=None)
+    call(app, "GET", "/missing")  # 404: fires only because status=None
+
+    assert [(e.type, e.details["status"]) for e in bento_events] == [
+        ("missing.seen", 404)
+    ]
