@@ -768,7 +768,7 @@ class Worker:
             # State first, signals last: a receiver must never see (or lose)
             # a batch half-handled. Both halves stay leased by this process.
             if len(batch) > 1:
-                first, second = lease.split()
+                first, second = self.store.split(lease)
                 self._pending.append(second)
                 self._pending.append(first)
                 self._signal_failed(batch, error, True)

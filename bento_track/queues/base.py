@@ -226,6 +226,11 @@ class Store(Protocol):
         """Keep `lease` from expiring (before each request on it)."""
         ...
 
+    def split(self, lease: Lease) -> tuple[Lease, Lease]:
+        """Two halves of `lease` (a rejected batch's bisection) that can be
+        settled apart, both still leased by this process."""
+        ...
+
     def ack(self, lease: Lease) -> None:
         """Bento accepted the lease's events: delete them."""
         ...

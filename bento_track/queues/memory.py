@@ -173,6 +173,9 @@ class MemoryStore:
     def renew(self, lease: Lease) -> None:
         pass
 
+    def split(self, lease: Lease) -> tuple[Lease, Lease]:
+        return lease.split()
+
     def ack(self, lease: Lease) -> None:
         self._settle(lease)
         assert self._clock is not None

@@ -3,8 +3,13 @@ process on a host shares (`Client(store="sqlite:////var/lib/app/bento.db")`).
 
 The file (WAL mode) holds:
 
-- `events`: one row per encoded event, oldest first (`id`), with the lease
-  it is under (0: waiting), the process that put it (`origin`) and when.
+- `events`: encoded events, oldest first (`id`), in chunks: one row holds
+  up to a tenth of a batch (`count` events of `bytes`, joined by newlines,
+  which compact JSON never holds), with the lease it is under (0: waiting),
+  the process that put it (`origin`) and when. One row per event would cost
+  more in SQLite than everything else the worker does for an event; a
+  chunk is written, leased and deleted as one row. A batch takes whole
+  chunks, so it may leave up to a chunk's worth of room.
 - `leases`: batches taken by a process (`holder`), with an expiry the holder
   renews before each request, and their size.
 - `holders`: the processes that use the store (host, pid, start time), and
@@ -77,7 +82,8 @@ _FORK_LOCK_TIMEOUT = 10.0
 
 SCHEMA_VERSION = 2
 
-# Version 1 (the first stores) had no per-process accounting: `events.origin`,
+# Version 1 (the first stores) kept one row per event and had no per-process
+# accounting: chunks (`events.count`, `events.bytes`), `events.origin`,
 # `holders.outstanding` and the `reclaimed`/`dropped` counters came in 2.
 SCHEMA_V1 = """
 CREATE TABLE events (
@@ -124,6 +130,10 @@ PRAGMA user_version = 1;
 MIGRATIONS: dict[int, str] = {
     1: """
 ALTER TABLE events ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE events ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE events SET bytes = length(data) + 1, lease = 0;
+DELETE FROM leases;
 ALTER TABLE holders ADD COLUMN outstanding INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE state ADD COLUMN reclaimed INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE state ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0;
@@ -199,7 +209,7 @@ class SQLiteStore:
                 with self._transaction(conn):
                     conn.execute("UPDATE state SET rows = rows WHERE id = 1")
             except sqlite3.Error as exc:
-                raise StoreError(f"{self.path}: {exc}") from exc
+                raise StoreError(_explain(self.path, exc)) from exc
 
     def _connection(self) -> sqlite3.Connection:
         if self._pid != os.getpid():  # a fork that ran no hook (uWSGI)
@@ -209,7 +219,7 @@ class SQLiteStore:
             try:
                 conn = self._connect()
             except sqlite3.Error as exc:
-                raise StoreError(f"{self.path}: {exc}") from exc
+                raise StoreError(_explain(self.path, exc)) from exc
             self._conn = conn
         return conn
 
@@ -354,11 +364,13 @@ class SQLiteStore:
                     if fit < len(records):
                         keep, dropped = records[:fit], records[fit:]
                 if keep:
+                    rows = _chunks(keep, me, now, policy)
                     conn.executemany(
-                        "INSERT INTO events (origin, created, data) VALUES (?, ?, ?)",
-                        [(me, now, record) for record in keep],
+                        "INSERT INTO events (origin, created, count, bytes, data) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        rows,
                     )
-                    added = sum(map(len, keep)) + len(keep)
+                    added = sum(row[3] for row in rows)
                     conn.execute(
                         "UPDATE state SET rows = rows + ?, bytes = bytes + ?",
                         (len(keep), added),
@@ -377,24 +389,24 @@ class SQLiteStore:
         return dropped
 
     def _trim_oldest(self, conn: sqlite3.Connection, excess: int) -> list[Record]:
-        """Delete the oldest waiting events until `excess` bytes are gone."""
+        """Delete the oldest waiting chunks until `excess` bytes are gone."""
         out: list[Record] = []
         origins: Counter[int] = Counter()
         freed = 0
         last = 0
         while freed < excess:
             rows = conn.execute(
-                "SELECT id, origin, data FROM events WHERE lease = 0 AND id > ? "
-                "ORDER BY id LIMIT 500",
+                "SELECT id, origin, count, bytes, data FROM events "
+                "WHERE lease = 0 AND id > ? ORDER BY id LIMIT 64",
                 (last,),
             ).fetchall()
             if not rows:
                 break
-            for row_id, origin, data in rows:
+            for row_id, origin, count, size, data in rows:
                 last = row_id
-                out.append(data)
-                origins[origin] += 1
-                freed += _size(data)
+                out += data.split(b"\n")
+                origins[origin] += count
+                freed += size
                 if freed >= excess:
                     break
         if out:
@@ -451,36 +463,73 @@ class SQLiteStore:
     def _lease(
         self, conn: sqlite3.Connection, me: int, now: float, policy: StorePolicy
     ) -> Lease | None:
-        rows = conn.execute(
-            "SELECT id, origin, data FROM events WHERE lease = 0 ORDER BY id LIMIT ?",
-            (policy.max_count,),
-        ).fetchall()
-        if not rows:
-            return None
         ids: list[int] = []
         origins: list[int] = []
         records: list[Record] = []
         size = 0
-        for row_id, origin, data in rows:
-            step = _size(data)
-            if records and size + step > policy.max_bytes:
+        last = 0
+        full = False
+        while not full:
+            rows = conn.execute(
+                "SELECT id, origin, count, bytes, data FROM events "
+                "WHERE lease = 0 AND id > ? ORDER BY id LIMIT 64",
+                (last,),
+            ).fetchall()
+            if not rows:
                 break
-            size += step
-            ids.append(row_id)
-            origins.append(origin)
-            records.append(data)
+            for row_id, origin, count, nbytes, data in rows:
+                if records and (
+                    len(records) + count > policy.max_count
+                    or size + nbytes > policy.max_bytes
+                ):
+                    full = True
+                    break
+                last = row_id
+                size += nbytes
+                records += data.split(b"\n")
+                ids += [row_id] * count
+                origins += [origin] * count
+        if not records:
+            return None
         cursor = conn.execute(
             "INSERT INTO leases (holder, expires, count, bytes) VALUES (?, ?, ?, ?)",
-            (me, now + self.lease_timeout, len(ids), size),
+            (me, now + self.lease_timeout, len(records), size),
         )
         token = cursor.lastrowid
         assert token is not None
-        # The first len(ids) waiting rows are exactly the ids in this range.
+        # The first waiting chunks are exactly the waiting ones in this range.
         conn.execute(
             "UPDATE events SET lease = ? WHERE lease = 0 AND id BETWEEN ? AND ?",
             (token, ids[0], ids[-1]),
         )
         return Lease(token, records, ids, origins)
+
+    def split(self, lease: Lease) -> tuple[Lease, Lease]:
+        if len(set(lease.ids)) < len(lease.ids):
+            lease = self._one_row_each(lease)
+        return lease.split()
+
+    def _one_row_each(self, lease: Lease) -> Lease:
+        """Rewrite a lease's chunks as one row per event (still leased), so
+        halves of a bisection can be settled apart. Rare: a rejected batch."""
+        with self._lock:
+            conn = self._connection()
+            with self._transaction(conn):
+                conn.execute(
+                    "DELETE FROM events WHERE lease = ? AND id BETWEEN ? AND ?",
+                    (lease.token, lease.ids[0], lease.ids[-1]),
+                )
+                now = self._clock.time()
+                ids = []
+                for record, origin in zip(lease.records, lease.origins, strict=True):
+                    cursor = conn.execute(
+                        "INSERT INTO events (lease, origin, created, count, bytes, data) "
+                        "VALUES (?, ?, ?, 1, ?, ?)",
+                        (lease.token, origin, now, _size(record), record),
+                    )
+                    assert cursor.lastrowid is not None
+                    ids.append(cursor.lastrowid)
+        return Lease(lease.token, lease.records, ids, lease.origins, lease.permit)
 
     # -- budget ------------------------------------------------------------------
 
@@ -583,14 +632,14 @@ class SQLiteStore:
                     "DELETE FROM events WHERE lease = ? AND id BETWEEN ? AND ?",
                     (lease.token, lease.ids[0], lease.ids[-1]),
                 ).rowcount
-                if gone == len(lease.ids):
-                    size = sum(map(len, lease.records)) + gone
+                if gone == len(set(lease.ids)):
+                    size = sum(map(len, lease.records)) + len(lease.records)
                     self._settle_origins(conn, Counter(lease.origins))
                     conn.execute(
                         "UPDATE state SET rows = rows - ?, bytes = bytes - ?",
-                        (gone, size),
+                        (len(lease.records), size),
                     )
-                    self._shrink_lease(conn, lease.token, gone, size)
+                    self._shrink_lease(conn, lease.token, len(lease.records), size)
                 elif gone:  # pragma: no cover - a lease taken over in part
                     self._recount(conn)
                 if sent:
@@ -610,7 +659,7 @@ class SQLiteStore:
                 ).rowcount
                 size = sum(map(len, lease.records)) + len(lease.records)
                 if back:
-                    self._shrink_lease(conn, lease.token, back, size)
+                    self._shrink_lease(conn, lease.token, len(lease.records), size)
 
     def _shrink_lease(
         self, conn: sqlite3.Connection, token: int, count: int, size: int
@@ -624,13 +673,14 @@ class SQLiteStore:
     def _recount(self, conn: sqlite3.Connection) -> None:
         """Rebuild the totals and lease sizes from the rows themselves."""
         conn.execute(
-            "UPDATE state SET rows = (SELECT count(*) FROM events), "
-            "bytes = (SELECT coalesce(sum(length(data) + 1), 0) FROM events)"
+            "UPDATE state SET rows = (SELECT coalesce(sum(count), 0) FROM events), "
+            "bytes = (SELECT coalesce(sum(bytes), 0) FROM events)"
         )
         conn.execute(
             "UPDATE leases SET "
-            "count = (SELECT count(*) FROM events WHERE lease = leases.id), "
-            "bytes = (SELECT coalesce(sum(length(data) + 1), 0) FROM events "
+            "count = (SELECT coalesce(sum(count), 0) FROM events "
+            "WHERE lease = leases.id), "
+            "bytes = (SELECT coalesce(sum(bytes), 0) FROM events "
             "WHERE lease = leases.id)"
         )
         conn.execute("DELETE FROM leases WHERE count <= 0")
@@ -657,17 +707,16 @@ class SQLiteStore:
             return not alive[holder]
 
         leases = conn.execute(
-            "SELECT l.id, l.holder, l.expires, h.host, h.pid, h.started "
+            "SELECT l.id, l.holder, l.expires, l.count, h.host, h.pid, h.started "
             "FROM leases l LEFT JOIN holders h ON h.id = l.holder WHERE l.holder != ?",
             (me,),
         ).fetchall()
         taken = 0
-        for token, holder, expires, host, pid, started in leases:
+        for token, holder, expires, count, host, pid, started in leases:
             if expires < now or dead(holder, host, pid, started):
-                taken += conn.execute(
-                    "UPDATE events SET lease = 0 WHERE lease = ?", (token,)
-                ).rowcount
+                conn.execute("UPDATE events SET lease = 0 WHERE lease = ?", (token,))
                 conn.execute("DELETE FROM leases WHERE id = ?", (token,))
+                taken += count
         if taken:
             conn.execute("UPDATE state SET reclaimed = reclaimed + ?", (taken,))
         flying = conn.execute(
@@ -767,6 +816,48 @@ def read_stats(
         processes=processes,
         schema_version=version,
     )
+
+
+def _chunks(
+    records: list[Record], origin: int, now: float, policy: StorePolicy
+) -> list[tuple[int, float, int, int, bytes]]:
+    """`events` rows for `records`: chunks of up to a tenth of a batch."""
+    most = max(1, policy.max_count // 10)
+    rows = []
+    chunk: list[Record] = []
+    size = 0
+    for record in records:
+        step = len(record) + 1
+        if chunk and (len(chunk) >= most or size + step > policy.max_bytes):
+            rows.append((origin, now, len(chunk), size, b"\n".join(chunk)))
+            chunk = []
+            size = 0
+        chunk.append(record)
+        size += step
+    if chunk:
+        rows.append((origin, now, len(chunk), size, b"\n".join(chunk)))
+    return rows
+
+
+def _explain(path: str, exc: Exception) -> str:
+    """SQLite's message, with the likely cause when SQLite does not say it
+    (it reports a read-only file system as "unable to open database file")."""
+    where = os.path.dirname(os.path.abspath(path))
+    cause = ""
+    if not os.path.isdir(where):
+        cause = f"the directory {where} does not exist"
+    else:
+        try:
+            fs = os.statvfs(where)
+        except OSError:
+            fs = None
+        if fs is not None and fs.f_flag & os.ST_RDONLY:
+            cause = f"{where} is on a read-only file system"
+        elif fs is not None and fs.f_bavail == 0:
+            cause = f"the disk holding {where} is full"
+        elif not os.access(where, os.W_OK):
+            cause = f"no permission to write in {where}"
+    return f"{exc} ({cause})" if cause and cause not in str(exc) else str(exc)
 
 
 def _statements(script: str) -> list[str]:

@@ -1,0 +1,131 @@
+"""Helpers for the store tests: stores on FakeClocks, child processes that
+run small scripts against the session's emulator, waits with deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bento_track._delivery.clock import FakeClock
+from bento_track.queues import SQLiteStore, StorePolicy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+POLICY = StorePolicy(
+    max_count=10,
+    max_bytes=10_000,
+    flush_interval=5.0,
+    requests_per_window=3,
+    window=10.0,
+)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll `predicate` until true; fail the test at the deadline (no bare sleep)."""
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        tick.wait(0.01)
+
+
+@pytest.fixture
+def make_store(tmp_path: Path) -> Iterator[Callable[..., SQLiteStore]]:
+    """SQLite stores on one file (each one a process, as the store sees it),
+    configured with `POLICY` (or `policy=`) on a shared FakeClock."""
+    made: list[SQLiteStore] = []
+    clock = FakeClock()
+
+    def make(
+        policy: StorePolicy = POLICY, path: Path | None = None, **options: Any
+    ) -> SQLiteStore:
+        store = SQLiteStore(str(path or tmp_path / "s.db"), **options)
+        store.open()
+        store.configure(policy, clock)
+        made.append(store)
+        return store
+
+    make.clock = clock  # type: ignore[attr-defined]
+    yield make
+    for store in made:
+        store.close()
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    for name in list(env):
+        if name.startswith("BENTO_"):
+            del env[name]
+    return env
+
+
+def run_script(
+    source: str, *args: object, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run `source` in a fresh interpreter; its last stdout line is JSON."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=child_env(),
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def start_script(source: str, *args: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(source), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        cwd=ROOT,
+    )
+
+
+def last_json(text: str) -> Any:
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The most requests whose arrivals fall within any `window` seconds."""
+    times = sorted(times)
+    best = 0
+    j = 0
+    for i, t in enumerate(times):
+        while t - times[j] >= window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+@pytest.fixture
+def clients() -> Iterator[Callable[..., Any]]:
+    """Build clients that are shut down at the end of the test."""
+    import bento_track
+
+    made: list[bento_track.Client] = []
+
+    def make(**options: Any) -> bento_track.Client:
+        client = bento_track.Client(**options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.shutdown(0.2)
