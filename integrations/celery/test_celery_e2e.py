@@ -121,8 +121,9 @@ def test_identity_travels_with_tasks(
                 headers={"x-user-email": who},
             )
             ids.append((answer.json()["id"], who))
-            answer = http.post(f"/enqueue/anon{n}")  # no identity
-            ids.append((answer.json()["id"], None))
+            for k in range(2):  # two per identified one: both children get both kinds
+                answer = http.post(f"/enqueue/anon{n}-{k}")  # no identity
+                ids.append((answer.json()["id"], None))
         outcomes = [
             (who, results.AsyncResult(task_id).get(timeout=60)) for task_id, who in ids
         ]
