@@ -490,6 +490,10 @@ class Worker:
         # Clear, publish the threshold, then re-check what may have changed
         # since planning, so a wake-up between the two is never lost.
         self._wake.clear()
+        if self.durable:
+            # Any new event wakes us: the inbox moves to the store every
+            # `GROUP_INTERVAL` whatever else waits (a backoff, the budget).
+            wake_at = 1
         self.wake_at = wake_at
         changed = (
             len(self.inbox) >= wake_at
