@@ -6,6 +6,7 @@
     bento-track send-event TYPE --email E   send one event
     bento-track send-email --to ... --from ... --subject ... --html ...
     bento-track import-subscribers FILE.csv [--encoding latin-1]
+    bento-track store sqlite:////path/bento.db   what a durable store holds
 
 Commands that talk to Bento read `BENTO_SITE_UUID`, `BENTO_PUBLISHABLE_KEY`,
 `BENTO_SECRET_KEY` and `BENTO_BASE_URL` (or the matching options).
@@ -321,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connection_options(p)
     p.set_defaults(func=cmd_import_subscribers)
+
+    from .store import add_store_command
+
+    add_store_command(sub)
     return parser
 
 

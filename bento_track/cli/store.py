@@ -1,0 +1,117 @@
+"""`bento-track store URL`: what a durable store holds, for an operator.
+
+    bento-track store sqlite:////var/lib/app/bento.db [--json]
+
+Prints the events waiting (and the oldest one's age), the bytes against the
+bound, the leases held and by which processes, the shared request budget
+spent in the current window, a 429 pause, and the counters of events taken
+over from dead processes and dropped by the bound. It opens the file
+read-only: it never creates a store, delivers, or takes a lease.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import sqlite3
+import time
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..queues.sqlite import read_stats
+from ..queues.url import sqlite_path
+
+__all__ = ["add_store_command", "cmd_store", "describe"]
+
+
+def add_store_command(sub: Any) -> None:
+    """Register `store` on the `bento-track` subcommands."""
+    p = sub.add_parser(
+        "store", help="show a durable store: depth, oldest age, leases, budget"
+    )
+    p.add_argument("url", help="the store, e.g. sqlite:////var/lib/app/bento.db")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=cmd_store)
+
+
+def describe(url: str) -> dict[str, Any]:
+    """The store's figures and its leases, read without writing anything.
+
+    Raises:
+        ConfigurationError: not a store URL, no such file, or not a store.
+    """
+    path, _ = sqlite_path(url.strip())
+    if not os.path.isfile(path):
+        raise ConfigurationError(f"no store at {path}")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise ConfigurationError(f"cannot open {path}: {exc}") from None
+    try:
+        now = time.time()
+        stats = read_stats(conn, now, url.strip(), path)
+        leases = [
+            {
+                "events": count,
+                "pid": pid,
+                "host": (host or "").split("/")[0] or None,
+                "expires_in": round(expires - now, 1),
+            }
+            for count, expires, pid, host in conn.execute(
+                "SELECT l.count, l.expires, h.pid, h.host FROM leases l "
+                "LEFT JOIN holders h ON h.id = l.holder ORDER BY l.id"
+            )
+        ]
+    except sqlite3.Error as exc:
+        raise ConfigurationError(f"{path} is not a readable store: {exc}") from None
+    finally:
+        conn.close()
+    return {**dataclasses.asdict(stats), "lease_list": leases}
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    info = describe(args.url)
+    if args.json:
+        print(json.dumps(info, sort_keys=True))
+        return 0
+    age = info["oldest_age"]
+    oldest = "none waiting" if age is None else f"oldest {age:.1f} s old"
+    paused = info["paused_until"]
+    pause = (
+        "not paused"
+        if paused is None
+        else "paused until "
+        + dt.datetime.fromtimestamp(paused, dt.timezone.utc).strftime("%H:%M:%S UTC")
+        + " (429)"
+    )
+    lines = [
+        f"store      {info['location']} (schema {info['schema_version']})",
+        f"events     {info['depth']:,} ({oldest})",
+        f"bytes      {_size(info['nbytes'])} of {_size(info['max_bytes'])}",
+        f"leases     {info['leases']} holding {info['leased']:,} events",
+    ]
+    for lease in info["lease_list"]:
+        lines.append(
+            f"           {lease['events']:,} events by pid {lease['pid']} on "
+            f"{lease['host']}, expires in {lease['expires_in']:.0f} s"
+        )
+    lines += [
+        f"budget     {info['budget_used']} of {info['budget_limit']} requests in "
+        f"the current {info['budget_window']:g} s window; {pause}",
+        f"processes  {info['processes']} registered",
+        f"reclaimed  {info['reclaimed']:,} events taken over from dead processes",
+        f"dropped    {info['dropped']:,} events (store full)",
+    ]
+    print("\n".join(lines))
+    return 0
