@@ -76,6 +76,8 @@ BUSY_TIMEOUT = 10.0
 #: seconds to wait before asking again when only requests in flight (their
 #: end unknown) fill the budget
 _IN_FLIGHT_POLL = 0.05
+#: free pages (4 KiB each) worth returning to the disk when the store empties
+_VACUUM_PAGES = 256
 #: a thread waits this long for a store's lock around fork() before forking
 #: anyway (it never deadlocks the host's fork)
 _FORK_LOCK_TIMEOUT = 10.0
@@ -646,6 +648,17 @@ class SQLiteStore:
                     conn.execute(
                         "UPDATE state SET last_sent = ?", (self._clock.time(),)
                     )
+                empty = conn.execute("SELECT rows FROM state").fetchone()[0] == 0
+            if empty:
+                self._give_back_disk(conn)
+
+    def _give_back_disk(self, conn: sqlite3.Connection) -> None:
+        """Once a backlog is delivered, return its pages to the disk (the
+        file would otherwise keep its peak size, reused but never freed)."""
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        if free >= _VACUUM_PAGES:
+            # sqlite3_exec steps the pragma to its end (one step frees one page).
+            conn.executescript("PRAGMA incremental_vacuum;")
 
     def release(self, lease: Lease) -> None:
         if not lease.ids:

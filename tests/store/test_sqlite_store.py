@@ -347,3 +347,29 @@ def test_client_options_and_the_environment(tmp_path, monkeypatch) -> None:
         )
     with pytest.raises(ConfigurationError, match="max_store_bytes"):
         bento_track.Client(**creds, max_store_bytes=10)
+
+
+def test_a_delivered_backlog_gives_its_disk_back(make_store) -> None:
+    policy = replace(
+        POLICY, max_count=1000, max_bytes=1_000_000, requests_per_window=1000
+    )
+    store = make_store(policy)
+    record = b'{"type":"a","email":"u@example.com","details":{"pad":"%s"}}' % (
+        b"x" * 250
+    )
+    for _ in range(20):
+        store.put([record] * 1000)
+    size = os.path.getsize(store.path) + os.path.getsize(store.path + "-wal")
+    stored = store.stats().nbytes
+    assert stored == 20_000 * (len(record) + 1)
+    assert size < stored * 1.6  # the file's overhead over the events it holds
+    batches = 0
+    while (lease := store.claim(force=True).lease) is not None:
+        assert len(lease) == 1000  # chunks of 100 fill batches exactly here
+        store.complete(lease.permit)
+        store.ack(lease)
+        batches += 1
+    assert batches == 20 and store.stats().depth == 0
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert os.path.getsize(store.path) < stored / 10

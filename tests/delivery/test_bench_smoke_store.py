@@ -1,0 +1,41 @@
+"""The store benchmark runs end to end with tiny numbers (so it never rots).
+It measures nothing here: figures come from running it by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_store_runs_with_tiny_numbers() -> None:
+    env = dict(
+        os.environ,
+        N="500",
+        ROUNDS="1",
+        WARMUP="10",
+        PORT=str(19400 + os.getpid() % 500),
+        FLEET="2",
+        FLEET_EVENTS="20",
+        FLEET_SECONDS="0.5",
+        FLEET_INTERVAL="0.2",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_store"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[0])
+    assert result["rounds"][0]["memory"]["delivered"] == 500
+    assert result["rounds"][0]["store"]["delivered"] == 500
+    assert result["track_ratio"] > 0 and result["cpu_ratio"] > 0
+    assert result["fleet"]["store"]["events"] == 40
+    assert result["fleet"]["memory"]["events"] == 40
