@@ -110,7 +110,7 @@ class Client:
             be opened or written raises `ConfigurationError` here. See the
             README's "Many processes, restarts and crashes".
         max_store_bytes: the SQLite store's bound on stored event bytes
-            (default 256 MiB; the file is about 1.5x that), 1 MiB..16 TiB;
+            (default 256 MiB; the file is about that size), 1 MiB..16 TiB;
             the `overflow` policy applies when full (`block` drops the
             newest, as the memory queue's byte bound does). With a store,
             `max_queue_size` bounds only what waits in memory for the next

@@ -65,8 +65,8 @@ __all__ = [
     "StoreError",
 ]
 
-#: the bound on event bytes kept in a store file (the file itself is larger:
-#: indexes and pages add about half again)
+#: the bound on event bytes kept in a store file (chunks pack densely: the
+#: file is about that size, plus a write-ahead log of a few MiB)
 DEFAULT_MAX_STORE_BYTES = 256 * 1_048_576
 #: seconds after which a lease of a process we cannot check (another host,
 #: container or boot) is taken over; far above one request's time
