@@ -501,12 +501,18 @@ class Worker:
             or (not flushing and self.settled < self.flush_target)
         )
         if not changed:
-            if self.durable:
+            if not self.durable:
+                self.clock.wait(self._wake, delay)
+            else:
                 # Other processes change the store too: look again soon, and
                 # sooner while a flush waits on them.
                 poll = FLUSH_POLL if flushing else POLL_INTERVAL
-                delay = poll if delay is None else min(delay, poll)
-            self.clock.wait(self._wake, delay)
+                if delay is None:
+                    # Only other processes can change things: they act in
+                    # real time, whatever clock this worker is given.
+                    self._wake.wait(poll)
+                else:  # a pause, the budget, a batch's age: this clock's time
+                    self.clock.wait(self._wake, min(delay, poll))
         self.wake_at = _NEVER
 
     def _drain(self, force: bool = False) -> None:
