@@ -429,6 +429,10 @@ class SQLiteStore:
         policy = self._need_policy()
         with self._lock:
             conn = self._connection()
+            if self._me is not None and not _first(conn, "SELECT rows FROM state"):
+                # An idle store: a read, not a write lock, for each poll of
+                # each idle process (leases and their owners hold events).
+                return Claim(None, None)
             with self._transaction(conn):
                 me = self._holder(conn)
                 now = self._clock.time()
@@ -871,6 +875,10 @@ def _explain(path: str, exc: Exception) -> str:
         elif not os.access(where, os.W_OK):
             cause = f"no permission to write in {where}"
     return f"{exc} ({cause})" if cause and cause not in str(exc) else str(exc)
+
+
+def _first(conn: sqlite3.Connection, query: str) -> Any:
+    return conn.execute(query).fetchone()[0]
 
 
 def _statements(script: str) -> list[str]:
