@@ -1,30 +1,31 @@
 """The Bento-compatible `/api/v1` endpoints.
 
 One ASGI callable serves every `/api/v1` path so the checks run in Bento's
-order for every request, known path or not: faults, User-Agent (403), Basic
-auth and `site_uuid` (401), rate limit (429), routing (404/405), JSON (400),
-body rules (400/422), then the handler. Every request is logged.
+order for every request, known path or not: faults, body size (413),
+User-Agent (403), Basic auth and `site_uuid` (401), rate limit (429), routing
+(404/405), JSON (400), body rules (400/422), then the handler. Every request
+is logged. No body, however malformed, makes it answer 500.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 import anyio
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from .faults import Fault
-from .guards import basic_auth_ok, user_agent_blocked
+from .guards import EdgeRefusal, basic_auth_ok, read_body, user_agent_blocked
 from .state import EmulatorState
 from .validation import (
     BodyError,
     is_email,
+    parse_body,
     validate_commands,
     validate_emails,
     validate_events,
@@ -34,7 +35,6 @@ from .validation import (
 __all__ = ["PREFIX", "BentoAPI", "ConnectionDropped"]
 
 PREFIX = "/api/v1"
-_INVALID = object()  # a body that is not a JSON object
 _DROPPED = object()  # answer by closing the connection
 _ABANDONED = object()  # close it and leave no trace (reset or shutdown came first)
 _SLOW_TICK = 0.05  # how often a slow answer checks for reset or shutdown
@@ -177,17 +177,6 @@ ROUTES: dict[str, dict[str, Handler]] = {
 # -- the dispatcher -------------------------------------------------------------
 
 
-def _parse(raw: bytes) -> Any:
-    """The body as a dict, `{}` when empty, `_INVALID` when not a JSON object."""
-    if not raw.strip():
-        return {}
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return _INVALID
-    return doc if isinstance(doc, dict) else _INVALID
-
-
 def _count(doc: Any) -> int:
     """Records in a body: events, subscribers, emails or commands."""
     if not isinstance(doc, dict):
@@ -233,7 +222,12 @@ class BentoAPI:
         seq = state.log.arrive()
         arrived = state.settings.clock()
         request = Request(scope, receive)
-        doc = _parse(await request.body())
+        try:
+            doc = await self._read(request)
+        except ClientDisconnect:
+            # The client left mid-body: nobody to answer; logged as dropped.
+            state.log.record(seq, request.method, request.url.path, 0, arrived, 0)
+            return
         response = await self._answer(request, doc, seq)
         if response is not _ABANDONED:
             status = response.status_code if isinstance(response, Response) else 0
@@ -245,9 +239,28 @@ class BentoAPI:
         else:
             await _drop(receive)
 
-    async def _answer(self, request: Request, doc: Any, seq: int) -> Response | object:
+    async def _read(self, request: Request) -> dict[str, Any] | BodyError:
+        """The body as a JSON object (`{}` when empty), or why it is refused.
+
+        Read (up to the size cap) before any answer, even a fault's, so the
+        request log counts the records of every request.
+        """
+        try:
+            raw = await read_body(request, self.state.settings.max_body_bytes)
+            return parse_body(raw, request.headers.get("content-type"))
+        except BodyError as refused:
+            return refused
+
+    async def _answer(
+        self, request: Request, doc: dict[str, Any] | BodyError, seq: int
+    ) -> Response | object:
         """The response; `_DROPPED` to drop the connection; `_ABANDONED` to
-        drop it without logging (a slow answer outlived a reset)."""
+        drop it without logging (a slow answer outlived a reset).
+
+        An `EdgeRefusal` is answered right after faults, as by a proxy in
+        front of Bento; any other refused body only once auth and routing
+        have passed, as Rails does.
+        """
         state = self.state
         fault = state.faults.take()
         if fault is not None:
@@ -258,6 +271,8 @@ class BentoAPI:
                     return _ABANDONED
             else:
                 return _fault_response(fault)
+        if isinstance(doc, EdgeRefusal):
+            return _json(doc.status, doc.body)
 
         if user_agent_blocked(request.headers.get("user-agent")):
             return PlainTextResponse(
@@ -297,8 +312,8 @@ class BentoAPI:
             return _json(
                 405, {"error": "Method Not Allowed"}, {"Allow": ", ".join(methods)}
             )
-        if doc is _INVALID:
-            return _error(400, "Invalid JSON")
+        if isinstance(doc, BodyError):
+            return _json(doc.status, doc.body)
         try:
             return await handler(Call(state, request, doc, seq))
         except BodyError as refused:

@@ -7,6 +7,7 @@ import ipaddress
 import sys
 
 from .settings import (
+    DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PUBLISHABLE_KEY,
     DEFAULT_RATE_WINDOW,
     DEFAULT_REQUESTS_PER_MINUTE,
@@ -53,6 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="rate limit window in seconds (default 60)",
     )
     parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        metavar="N",
+        help="answer 413 to request bodies over N bytes "
+        f"(default {DEFAULT_MAX_BODY_BYTES}, 10 MiB)",
+    )
+    parser.add_argument(
         "--author",
         action="append",
         dest="authors",
@@ -91,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             rate_window=args.rate_window,
             db_path=args.db,
             authors=args.authors,
+            max_body_bytes=args.max_body_bytes,
         )
     except ValueError as exc:
         print(f"bento-track emulator: {exc}", file=sys.stderr)

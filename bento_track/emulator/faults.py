@@ -8,6 +8,7 @@ cleared and make `/batch/events` refuse any batch holding a matching event.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -115,11 +116,36 @@ class FaultQueue:
             }
 
 
-def _int_or_none(value: Any, name: str) -> int | None:
+#: Bounds on a rule's numbers: wide enough for any test, narrow enough that
+#: a typo cannot hang the emulator for days or print an absurd header.
+MAX_N = 1_000_000
+MAX_RETRY_AFTER = 86_400
+MAX_SECONDS = 600.0
+
+
+def _number(doc: dict[str, Any], name: str, default: Any) -> int | float | None:
+    """`doc[name]` (or `default`) if a finite number or None; a bool is not one."""
+    value = doc.get(name, default)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number")
+    return value
+
+
+def _whole(
+    doc: dict[str, Any], name: str, default: Any, low: int, high: int
+) -> int | None:
+    """`doc[name]` as a whole number in `low..high`, or None when absent/null."""
+    value = _number(doc, name, default)
+    if value is None:
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{name} must be a whole number")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}")
     return int(value)
 
 
@@ -143,10 +169,10 @@ def parse_fault(doc: Any) -> Fault | RejectRule:
         return RejectRule(email=email, type=type_)
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, reject")
-    n = _int_or_none(doc.get("n", 1), "n")
-    if n is None or n < 1:
-        raise ValueError("n must be at least 1")
-    retry_after = _int_or_none(doc.get("retry_after"), "retry_after")
+    n = _whole(doc, "n", 1, 1, MAX_N)
+    if n is None:
+        raise ValueError("n must be a number")
+    retry_after = _whole(doc, "retry_after", None, 0, MAX_RETRY_AFTER)
     if kind == "storm":
         return Fault(
             "storm",
@@ -156,16 +182,16 @@ def parse_fault(doc: Any) -> Fault | RejectRule:
             body=doc.get("body"),
         )
     if kind == "slow":
-        seconds = doc.get("seconds")
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        seconds = _number(doc, "seconds", None)
+        if seconds is None:
             raise ValueError("seconds must be a number")
-        if seconds < 0:
-            raise ValueError("seconds must not be negative")
+        if not 0 <= seconds <= MAX_SECONDS:
+            raise ValueError(f"seconds must be between 0 and {MAX_SECONDS:g}")
         return Fault("slow", n, seconds=float(seconds))
     if kind == "drop":
         return Fault("drop", n)
-    status = _int_or_none(doc.get("status", 500), "status")
-    if status is None or not 400 <= status <= 599:
+    status = _whole(doc, "status", 500, 400, 599)
+    if status is None:
         raise ValueError("status must be an HTTP error status (400..599)")
     return Fault(
         "fail", n, status=status, retry_after=retry_after, body=doc.get("body")

@@ -7,17 +7,19 @@ shows the secret key.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .faults import RejectRule, parse_fault
+from .guards import read_body
 from .inbox import inbox_page
+from .ratelimit import check_limit
 from .state import EmulatorState
 from .store import KINDS
+from .validation import BodyError, parse_json
 
 __all__ = ["inspection_routes"]
 
@@ -26,14 +28,24 @@ def _bad(message: str) -> Response:
     return JSONResponse({"error": message}, status_code=400)
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
+async def _json_body(request: Request, limit: int) -> Any:
+    """The control body as JSON, `{}` when empty. Any Content-Type is taken
+    (`curl -d` sends a form type), but the API's JSON rules and size cap apply.
+
+    Raises:
+        BodyError: 413 over `limit`, 400 when not JSON; answer with `_refused`.
+    """
+    try:
+        raw = await read_body(request, limit)
+    except ClientDisconnect:
+        raise BodyError(400, {"error": "the body ended early"}) from None
     if not raw.strip():
         return {}
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
+    return parse_json(raw)
+
+
+def _refused(refused: BodyError) -> Response:
+    return JSONResponse(refused.body, status_code=refused.status)
 
 
 def inspection_routes(state: EmulatorState) -> list[Route]:
@@ -73,7 +85,11 @@ def inspection_routes(state: EmulatorState) -> list[Route]:
             state.faults.clear()
         elif request.method == "POST":
             try:
-                rule = parse_fault(await _json_body(request))
+                rule = parse_fault(
+                    await _json_body(request, state.settings.max_body_bytes)
+                )
+            except BodyError as refused:
+                return _refused(refused)
             except ValueError as exc:
                 return _bad(str(exc))
             if isinstance(rule, RejectRule):
@@ -84,22 +100,26 @@ def inspection_routes(state: EmulatorState) -> list[Route]:
 
     async def rate_limit(request: Request) -> Response:
         if request.method in ("PUT", "POST"):
-            doc = await _json_body(request)
+            try:
+                doc = await _json_body(request, state.settings.max_body_bytes)
+            except BodyError as refused:
+                return _refused(refused)
             if not isinstance(doc, dict):
                 return _bad("expected {requests, window_seconds}")
             limiter = state.limiter
-            limit = doc.get("requests", limiter.limit)
-            window = doc.get("window_seconds", limiter.window)
-            if not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool)
-                for v in (limit, window)
-            ):
-                return _bad("requests and window_seconds must be numbers")
+            reset_window = doc.get("reset_window")
             try:
-                limiter.configure(int(limit), float(window))
+                # Every field is checked before anything changes.
+                limit, window = check_limit(
+                    doc.get("requests", limiter.limit),
+                    doc.get("window_seconds", limiter.window),
+                )
+                if not isinstance(reset_window, (bool, type(None))):
+                    raise ValueError("reset_window must be true or false")
+                limiter.configure(limit, window)
             except ValueError as exc:
                 return _bad(str(exc))
-            if doc.get("reset_window"):
+            if reset_window:
                 limiter.reset()
         return JSONResponse(state.limiter.snapshot())
 

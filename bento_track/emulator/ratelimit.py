@@ -13,7 +13,45 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["SlidingWindowLimiter"]
+__all__ = ["MAX_REQUESTS", "MAX_WINDOW", "SlidingWindowLimiter", "check_limit"]
+
+#: Bounds that keep the window log small and every figure printable: the
+#: log holds up to `limit` timestamps per key, and a window over a day is
+#: no rate limit a client could be tested against.
+MAX_REQUESTS = 1_000_000
+MAX_WINDOW = 86_400.0
+
+
+def check_limit(
+    limit: object,
+    window: object,
+    names: tuple[str, str] = ("requests", "window_seconds"),
+) -> tuple[int, float]:
+    """`limit` and `window` as the limiter takes them.
+
+    Args:
+        limit: whole requests, 1..`MAX_REQUESTS` (an integral float passes).
+        window: seconds, finite, over 0 and at most `MAX_WINDOW`.
+        names: what to call the two in a message (the inspection API's
+            field names by default).
+
+    Raises:
+        ValueError: naming the bad one. A bool is not a number.
+    """
+    limit_name, window_name = names
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)):
+        raise ValueError(f"{limit_name} must be a number")
+    if isinstance(limit, float) and not limit.is_integer():
+        raise ValueError(f"{limit_name} must be a whole number")  # NaN, inf too
+    if not 1 <= limit <= MAX_REQUESTS:
+        raise ValueError(f"{limit_name} must be between 1 and {MAX_REQUESTS}")
+    if isinstance(window, bool) or not isinstance(window, (int, float)):
+        raise ValueError(f"{window_name} must be a number")
+    if not 0 < window <= MAX_WINDOW:  # False for NaN
+        raise ValueError(
+            f"{window_name} must be over 0 and at most {MAX_WINDOW:g} seconds"
+        )
+    return int(limit), float(window)
 
 
 class SlidingWindowLimiter:
@@ -37,14 +75,15 @@ class SlidingWindowLimiter:
         self.configure(limit, window)
 
     def configure(self, limit: int, window: float) -> None:
-        """Change the limit at run time; accepted requests already logged still count."""
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        if window <= 0:
-            raise ValueError("window must be positive")
+        """Change the limit at run time; accepted requests already logged still count.
+
+        Raises:
+            ValueError: see `check_limit`.
+        """
+        limit, window = check_limit(limit, window)
         with self._lock:
-            self.limit = int(limit)
-            self.window = float(window)
+            self.limit = limit
+            self.window = window
 
     def acquire(self, key: str) -> int:
         """Record one request for `key` if a slot is free.

@@ -11,6 +11,7 @@ from typing import Any
 from .app import create_app
 from .inspector import Inspector
 from .settings import (
+    DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PUBLISHABLE_KEY,
     DEFAULT_RATE_WINDOW,
     DEFAULT_REQUESTS_PER_MINUTE,
@@ -52,6 +53,7 @@ class EmulatorServer:
         authors: senders `/batch/emails` accepts; `None` accepts any.
         clock: monotonic seconds for the rate limit (default `time.monotonic`).
         log_level: uvicorn's log level.
+        max_body_bytes: larger request bodies get 413 (default 10 MiB).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class EmulatorServer:
         authors: Sequence[str] | None = None,
         clock: Callable[[], float] | None = None,
         log_level: str = "warning",
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.host = host
         self.port = port
@@ -79,6 +82,7 @@ class EmulatorServer:
             db_path=db_path,
             authors=authors,
             clock=clock or time.monotonic,
+            max_body_bytes=max_body_bytes,
         )
         self.log_level = log_level
         self.app = create_app(self.settings)

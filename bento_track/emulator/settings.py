@@ -6,7 +6,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from .ratelimit import check_limit
+
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_PUBLISHABLE_KEY",
     "DEFAULT_RATE_WINDOW",
     "DEFAULT_REQUESTS_PER_MINUTE",
@@ -21,6 +24,9 @@ DEFAULT_SECRET_KEY = "sk_emulator"
 #: Bento documents about 100 requests a minute per account for `/batch` and `/fetch`.
 DEFAULT_REQUESTS_PER_MINUTE = 100
 DEFAULT_RATE_WINDOW = 60.0
+#: Bento documents no body limit (Cloudflare's applies); 10 MiB is ten times
+#: what `bento_track` sends in one request, and small enough to hold.
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
 @dataclass
@@ -36,6 +42,8 @@ class EmulatorSettings:
         db_path: the SQLite file, or `":memory:"`.
         authors: the sender addresses `/batch/emails` accepts; `None` accepts any.
         clock: monotonic seconds, for the rate limit and the request log.
+        max_body_bytes: larger request bodies get 413, and are never read
+            whole (API and inspection API alike).
     """
 
     site_uuid: str = DEFAULT_SITE_UUID
@@ -46,12 +54,22 @@ class EmulatorSettings:
     db_path: str = ":memory:"
     authors: Sequence[str] | None = None
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     def __post_init__(self) -> None:
-        if self.requests_per_minute < 1:
-            raise ValueError("requests_per_minute must be at least 1")
-        if self.rate_window <= 0:
-            raise ValueError("rate_window must be positive")
+        check_limit(
+            self.requests_per_minute,
+            self.rate_window,
+            names=("requests_per_minute", "rate_window"),
+        )
+        if (
+            isinstance(self.max_body_bytes, bool)
+            or not isinstance(self.max_body_bytes, int)
+            or self.max_body_bytes < 1
+        ):
+            raise ValueError(
+                "max_body_bytes must be a whole number of bytes, at least 1"
+            )
         if self.authors is not None:
             self.authors = tuple(a.strip().lower() for a in self.authors)
 

@@ -99,6 +99,7 @@ class EmulatorState:
             "publishable_key": s.publishable_key,
             "db_path": s.db_path,
             "authors": None if s.authors is None else list(s.authors),
+            "max_body_bytes": s.max_body_bytes,
             "rate_limit": self.limiter.snapshot(),
             "counts": {
                 kind: self.store.count(kind)
