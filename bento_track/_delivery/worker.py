@@ -71,7 +71,6 @@ DROP_REASONS = {
     "oversize": "the event alone is larger than a request may be",
     "unencodable": "the event cannot be encoded as JSON",
     "rejected": "Bento refused the event (400/422)",
-    "store_error": "the store could not keep the event",
     "shutdown": "captured after shutdown()",
 }
 #: reasons said elsewhere: `disabled` is the user's choice, and the default
@@ -247,7 +246,6 @@ class Worker:
         self._spill: list[Record] = []
         self._last_drain = float("-inf")  # real time (time.monotonic)
         self._drain_lock = threading.Lock()
-        self._store_stats: StoreStats | None = None
         self._attempt = 0
         self._retry_at = 0.0
         self._outage_since: float | None = None
