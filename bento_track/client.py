@@ -346,56 +346,64 @@ class Client:
 
     def capture(self, event: Event) -> None:
         """Send an already built `Event` through the `event_captured` signal."""
-        if not self._direct or _event_captured.is_muted:
-            # Every receiver, each guarded: one that raises is logged and
-            # counted, and never keeps the event from the queue.
-            failures = _send(_event_captured, self, event=event)
-            if failures:
-                self._worker.count_receiver_errors(failures)
-            return
-        # The collector, inlined for the common case (see `_enqueue`): this runs
-        # for every event the application captures. The pid check stays even
-        # though the `os.register_at_fork` hook renews the worker: servers
-        # that fork in C (uWSGI's prefork by default) run no such hook.
-        worker = self._worker
-        inbox = worker.inbox
-        if (
-            self._refuse is None
-            and not self.sync_mode
-            and self._pid == _getpid()
-            and len(inbox) + worker.held < self._max_queue
-        ):
-            inbox.append(event)
-            if len(inbox) >= worker.wake_at:
-                worker.poke()
-        else:
+        if self._direct and not _event_captured.is_muted:
+            # The collector is the only receiver: what blinker's `send` would
+            # do, without its per-call cost (this runs for every event).
             self._enqueue(event)
+            return
+        # Every receiver, each guarded: one that raises is logged and
+        # counted, and never keeps the event from the queue.
+        failures = _send(_event_captured, self, event=event)
+        if failures:
+            self._worker.count_receiver_errors(failures)
 
     def _collect(self, sender: Client, *, event: Event, **_: Any) -> None:
         """The collector: this client's receiver of `event_captured`."""
         self._enqueue(event)
 
     def _enqueue(self, event: Event) -> None:
+        """Queue `event` for the worker; the common case is checked first."""
+        worker = self._worker
+        # The pid check stays although the `os.register_at_fork` hook renews
+        # the worker: servers that fork in C (uWSGI's prefork) run no hook.
+        if (
+            self._refuse is not None
+            or self.sync_mode
+            or self._pid != _getpid()
+            or len(worker.inbox) + worker.held >= self._max_queue
+        ):
+            admitted = self._admit(event)
+            if admitted is None:
+                return
+            worker = admitted
+        inbox = worker.inbox
+        inbox.append(event)
+        if len(inbox) >= worker.wake_at:
+            worker.poke()
+
+    def _admit(self, event: Event) -> Worker | None:
+        """The uncommon cases of `_enqueue`: a fork, a refusal, sync mode, a
+        full queue. Returns the worker whose inbox takes the event, or None
+        when the event was handled here (sent, refused or dropped)."""
         if self._pid != _getpid():
             self._after_fork()
-        if self._refuse is not None:
-            self._worker.drop([event], self._refuse, queued=False)
-            return
         worker = self._worker
+        if self._refuse is not None:
+            worker.drop([event], self._refuse, queued=False)
+            return None
         if self.sync_mode:
             worker.inbox.append(event)
             try:
                 worker.run_sync(self._settings.sync_timeout)
             except Exception:  # delivery trouble never reaches the caller
                 internal_error("sync-mode delivery")
-            return
-        inbox = worker.inbox
-        if len(inbox) + worker.held >= self._max_queue and not self._make_room(worker):
+            return None
+        if len(worker.inbox) + worker.held >= self._max_queue and not self._make_room(
+            worker
+        ):
             worker.drop([event], "queue_full", queued=False)
-            return
-        inbox.append(event)
-        if len(inbox) >= worker.wake_at:
-            worker.poke()
+            return None
+        return worker
 
     def _make_room(self, worker: Worker) -> bool:
         """The overflow policy; True if the new event may be appended."""
