@@ -266,7 +266,8 @@ class BentoAPI(_Base):
     # -- batch endpoints -----------------------------------------------------
 
     def batch_events(self, events: Iterable[Event | Mapping[str, Any]]) -> BatchResult:
-        """Send events (`Event` or dicts), at most 1,000 per request.
+        """Send events (`Event` or dicts) to `POST /batch/events`, at most 1,000
+        per request; the `BatchResult` adds up every request's counts.
 
         Raises:
             InvalidEventError: an event is invalid (nothing was sent).
@@ -275,29 +276,55 @@ class BentoAPI(_Base):
         return self._send_all(R.events(events), R.parse_batch, BatchResult(0, 0, 0))
 
     def post_events(self, body: bytes, *, retries: int | None = None) -> BatchResult:
-        """Send an already encoded `{"events": [...]}` body in one request,
-        with this client's retries (for tools that build bodies themselves)."""
+        """Send an already encoded `{"events": [...]}` body to
+        `POST /batch/events` as is, in one request (for tools that build bodies
+        themselves): no validation and no splitting, so the body must respect
+        Bento's 1,000 events per request. `retries` overrides `max_retries`.
+
+        Raises:
+            InvalidEventError: `body` is not non-empty bytes (nothing was sent).
+            APIError: the request failed.
+        """
         return R.parse_batch(self._send(R.events_body(body), retries))
 
     def import_subscribers(self, subscribers: Iterable[Any]) -> BatchResult:
-        """Create or update subscribers (no automations), 1,000 per request.
+        """Create or update subscribers (no automations) with
+        `POST /batch/subscribers`, at most 1,000 per request.
 
         Each row is a dict with `email` and flat values (`first_name`, `tags`
         as "a,b" or a list, `remove_tags`, custom fields), or an object with
         `email` and `fields` such as a `Subscriber`.
+
+        Raises:
+            InvalidEventError: a row is invalid (nothing was sent).
+            APIError: a request failed; `.partial` tells what earlier ones delivered.
         """
         return self._send_all(
             R.subscribers(subscribers), R.parse_batch, BatchResult(0, 0, 0)
         )
 
     def send_emails(self, emails: Iterable[Email | Mapping[str, Any]]) -> BatchResult:
-        """Queue emails (`Email` or dicts), at most 60 per request."""
+        """Queue emails (`Email` or dicts) with `POST /batch/emails`, at most 60
+        per request; the `BatchResult` counts emails Bento queued.
+
+        Raises:
+            InvalidEventError: an email is invalid (nothing was sent).
+            APIError: a request failed (`UnprocessableError` for a sender that is
+                not an author); `.partial` tells what earlier ones queued.
+        """
         return self._send_all(R.emails(emails), R.parse_batch, BatchResult(0, 0, 0))
 
     def run_commands(
         self, commands: Iterable[Command | Mapping[str, Any]]
     ) -> CommandResult:
-        """Queue subscriber commands, at most 100 per request."""
+        """Queue subscriber commands (`Command` or dicts) with
+        `POST /fetch/commands`, at most 100 per request. Bento applies them
+        asynchronously: the `CommandResult` counts commands queued.
+
+        Raises:
+            InvalidEventError: a command is invalid (nothing was sent).
+            APIError: a request failed; `.partial` tells what earlier ones queued.
+        """
         return self._send_all(
             R.commands(commands), R.parse_commands, CommandResult(0, 0, 0)
         )
@@ -305,15 +332,40 @@ class BentoAPI(_Base):
     # -- tags and fields -----------------------------------------------------
 
     def get_tags(self) -> list[Tag]:
+        """Every tag of the site (`GET /fetch/tags`); an empty list if none.
+
+        Raises:
+            APIError: the request failed.
+        """
         return R.parse_tags(self._send(R.get_tags()))
 
     def create_tag(self, name: str) -> Tag:
+        """Create the tag `name` (`POST /fetch/tags`) and return it (a `Tag`
+        with an empty `id` if Bento's answer holds no tag).
+
+        Raises:
+            InvalidEventError: `name` is empty (nothing was sent).
+            APIError: the request failed.
+        """
         return R.parse_created_tag(self._send(R.create_tag(name)), name)
 
     def get_fields(self) -> list[Field]:
+        """Every custom field of the site (`GET /fetch/fields`); an empty list
+        if none.
+
+        Raises:
+            APIError: the request failed.
+        """
         return R.parse_fields(self._send(R.get_fields()))
 
     def create_field(self, key: str) -> Field:
+        """Create the custom field `key` (`POST /fetch/fields`) and return it
+        (a `Field` with an empty `id` if Bento's answer holds no field).
+
+        Raises:
+            InvalidEventError: `key` is empty (nothing was sent).
+            APIError: the request failed.
+        """
         return R.parse_created_field(self._send(R.create_field(key)), key)
 
     # -- subscribers ---------------------------------------------------------
@@ -321,32 +373,95 @@ class BentoAPI(_Base):
     def get_subscriber(
         self, email: str | None = None, *, uuid: str | None = None
     ) -> Subscriber | None:
-        """The subscriber with this email (or uuid), or None if there is none."""
+        """The subscriber with this email (or uuid), or None if there is none
+        (`GET /fetch/subscribers`).
+
+        Raises:
+            InvalidEventError: not exactly one of `email` and `uuid`, or a
+                malformed one (nothing was sent).
+            APIError: the request failed.
+        """
         return R.parse_subscriber(self._send(R.get_subscriber(email, uuid)))
 
     def create_subscriber(self, email: str) -> Subscriber:
+        """Create a subscriber (`POST /fetch/subscribers`) and return it; when
+        Bento's answer carries no record, a `Subscriber` with only the email.
+
+        Raises:
+            InvalidEventError: `email` is malformed (nothing was sent).
+            APIError: the request failed.
+        """
         doc = self._send(R.create_subscriber(email))
         return R.parse_subscriber(doc) or Subscriber(id="", uuid="", email=email)
 
     def add_tag(self, email: str, tag: str) -> CommandResult:
+        """Queue adding `tag` to the subscriber (created if missing; no
+        automations): one `add_tag` command, see `run_commands`.
+
+        Raises:
+            InvalidEventError: an argument is invalid (nothing was sent).
+            APIError: the request failed.
+        """
         return self.run_commands([Command.add_tag(email, tag)])
 
     def remove_tag(self, email: str, tag: str) -> CommandResult:
+        """Queue removing `tag` from the subscriber: one `remove_tag` command,
+        see `run_commands`.
+
+        Raises:
+            InvalidEventError: an argument is invalid (nothing was sent).
+            APIError: the request failed.
+        """
         return self.run_commands([Command.remove_tag(email, tag)])
 
     def add_field(self, email: str, key: str, value: Any) -> CommandResult:
+        """Queue setting custom field `key` to the flat `value`: one `add_field`
+        command, see `run_commands`.
+
+        Raises:
+            InvalidEventError: an argument is invalid (nothing was sent).
+            APIError: the request failed.
+        """
         return self.run_commands([Command.add_field(email, key, value)])
 
     def remove_field(self, email: str, key: str) -> CommandResult:
+        """Queue removing custom field `key` from the subscriber: one
+        `remove_field` command, see `run_commands`.
+
+        Raises:
+            InvalidEventError: an argument is invalid (nothing was sent).
+            APIError: the request failed.
+        """
         return self.run_commands([Command.remove_field(email, key)])
 
     def subscribe(self, email: str) -> CommandResult:
+        """Queue (re)subscribing the address: one `subscribe` command, see
+        `run_commands`.
+
+        Raises:
+            InvalidEventError: an argument is invalid (nothing was sent).
+            APIError: the request failed.
+        """
         return self.run_commands([Command.subscribe(email)])
 
     def unsubscribe(self, email: str) -> CommandResult:
+        """Queue unsubscribing the address: one `unsubscribe` command, see
+        `run_commands`.
+
+        Raises:
+            InvalidEventError: an argument is invalid (nothing was sent).
+            APIError: the request failed.
+        """
         return self.run_commands([Command.unsubscribe(email)])
 
     def change_email(self, old: str, new: str) -> CommandResult:
+        """Queue moving subscriber `old` to the address `new`: one
+        `change_email` command, see `run_commands`.
+
+        Raises:
+            InvalidEventError: an argument is invalid (nothing was sent).
+            APIError: the request failed.
+        """
         return self.run_commands([Command.change_email(old, new)])
 
     # -- experimental --------------------------------------------------------
@@ -359,12 +474,21 @@ class BentoAPI(_Base):
         user_agent: str | None = None,
         ip: str | None = None,
     ) -> bool:
-        """Bento's opinion of an address (`/experimental/validation`)."""
+        """Bento's opinion of an address (`POST /experimental/validation`):
+        True only when Bento answers `"valid": true`. `name`, `user_agent` and
+        `ip` are optional hints sent along.
+
+        Raises:
+            InvalidEventError: `email` is empty (nothing was sent).
+            APIError: the request failed.
+        """
         return R.parse_valid(self._send(R.validation(email, name, user_agent, ip)))
 
     # -- lifecycle -----------------------------------------------------------
 
     def close(self) -> None:
+        """Close the HTTP client and its keep-alive connections (calling it
+        again is harmless); requests after it raise `RuntimeError`."""
         self._http.close()
 
     def __enter__(self) -> BentoAPI:
@@ -449,7 +573,7 @@ class AsyncBentoAPI(_Base):
     async def batch_events(
         self, events: Iterable[Event | Mapping[str, Any]]
     ) -> BatchResult:
-        """See `BentoAPI.batch_events`."""
+        """Async `BentoAPI.batch_events`."""
         return await self._send_all(
             R.events(events), R.parse_batch, BatchResult(0, 0, 0)
         )
@@ -457,11 +581,11 @@ class AsyncBentoAPI(_Base):
     async def post_events(
         self, body: bytes, *, retries: int | None = None
     ) -> BatchResult:
-        """See `BentoAPI.post_events`."""
+        """Async `BentoAPI.post_events`."""
         return R.parse_batch(await self._send(R.events_body(body), retries))
 
     async def import_subscribers(self, subscribers: Iterable[Any]) -> BatchResult:
-        """See `BentoAPI.import_subscribers`."""
+        """Async `BentoAPI.import_subscribers`."""
         return await self._send_all(
             R.subscribers(subscribers), R.parse_batch, BatchResult(0, 0, 0)
         )
@@ -469,7 +593,7 @@ class AsyncBentoAPI(_Base):
     async def send_emails(
         self, emails: Iterable[Email | Mapping[str, Any]]
     ) -> BatchResult:
-        """See `BentoAPI.send_emails`."""
+        """Async `BentoAPI.send_emails`."""
         return await self._send_all(
             R.emails(emails), R.parse_batch, BatchResult(0, 0, 0)
         )
@@ -477,51 +601,64 @@ class AsyncBentoAPI(_Base):
     async def run_commands(
         self, commands: Iterable[Command | Mapping[str, Any]]
     ) -> CommandResult:
-        """See `BentoAPI.run_commands`."""
+        """Async `BentoAPI.run_commands`."""
         return await self._send_all(
             R.commands(commands), R.parse_commands, CommandResult(0, 0, 0)
         )
 
     async def get_tags(self) -> list[Tag]:
+        """Async `BentoAPI.get_tags`."""
         return R.parse_tags(await self._send(R.get_tags()))
 
     async def create_tag(self, name: str) -> Tag:
+        """Async `BentoAPI.create_tag`."""
         return R.parse_created_tag(await self._send(R.create_tag(name)), name)
 
     async def get_fields(self) -> list[Field]:
+        """Async `BentoAPI.get_fields`."""
         return R.parse_fields(await self._send(R.get_fields()))
 
     async def create_field(self, key: str) -> Field:
+        """Async `BentoAPI.create_field`."""
         return R.parse_created_field(await self._send(R.create_field(key)), key)
 
     async def get_subscriber(
         self, email: str | None = None, *, uuid: str | None = None
     ) -> Subscriber | None:
+        """Async `BentoAPI.get_subscriber`."""
         return R.parse_subscriber(await self._send(R.get_subscriber(email, uuid)))
 
     async def create_subscriber(self, email: str) -> Subscriber:
+        """Async `BentoAPI.create_subscriber`."""
         doc = await self._send(R.create_subscriber(email))
         return R.parse_subscriber(doc) or Subscriber(id="", uuid="", email=email)
 
     async def add_tag(self, email: str, tag: str) -> CommandResult:
+        """Async `BentoAPI.add_tag`."""
         return await self.run_commands([Command.add_tag(email, tag)])
 
     async def remove_tag(self, email: str, tag: str) -> CommandResult:
+        """Async `BentoAPI.remove_tag`."""
         return await self.run_commands([Command.remove_tag(email, tag)])
 
     async def add_field(self, email: str, key: str, value: Any) -> CommandResult:
+        """Async `BentoAPI.add_field`."""
         return await self.run_commands([Command.add_field(email, key, value)])
 
     async def remove_field(self, email: str, key: str) -> CommandResult:
+        """Async `BentoAPI.remove_field`."""
         return await self.run_commands([Command.remove_field(email, key)])
 
     async def subscribe(self, email: str) -> CommandResult:
+        """Async `BentoAPI.subscribe`."""
         return await self.run_commands([Command.subscribe(email)])
 
     async def unsubscribe(self, email: str) -> CommandResult:
+        """Async `BentoAPI.unsubscribe`."""
         return await self.run_commands([Command.unsubscribe(email)])
 
     async def change_email(self, old: str, new: str) -> CommandResult:
+        """Async `BentoAPI.change_email`."""
         return await self.run_commands([Command.change_email(old, new)])
 
     async def validate_email(
@@ -532,11 +669,13 @@ class AsyncBentoAPI(_Base):
         user_agent: str | None = None,
         ip: str | None = None,
     ) -> bool:
+        """Async `BentoAPI.validate_email`."""
         return R.parse_valid(
             await self._send(R.validation(email, name, user_agent, ip))
         )
 
     async def aclose(self) -> None:
+        """Async `BentoAPI.close` (this client's name for it, as in httpx)."""
         await self._http.aclose()
 
     async def __aenter__(self) -> AsyncBentoAPI:

@@ -88,6 +88,7 @@ class CommandResult:
 
     @classmethod
     def from_json(cls, doc: object) -> CommandResult:
+        """Parse `/fetch/commands`'s answer, shaped like `BatchResult`'s."""
         batch = BatchResult.from_json(doc)
         return cls(results=batch.results, failed=batch.failed)
 
@@ -122,6 +123,7 @@ class Tag:
 
     @classmethod
     def from_json(cls, item: object) -> Tag:
+        """Parse one tag resource; missing attributes are empty or None."""
         id_, attrs = _resource(item)
         return cls(
             id=id_,
@@ -142,6 +144,7 @@ class Field:
 
     @classmethod
     def from_json(cls, item: object) -> Field:
+        """Parse one field resource; missing attributes are empty or None."""
         id_, attrs = _resource(item)
         return cls(
             id=id_,
@@ -193,6 +196,7 @@ class Subscriber:
 
     @property
     def subscribed(self) -> bool:
+        """True unless Bento recorded an `unsubscribed_at`."""
         return self.unsubscribed_at is None
 
 
@@ -331,6 +335,7 @@ class Command:
 
     @classmethod
     def remove_tag(cls, email: str, tag: str) -> Command:
+        """Remove `tag` from the subscriber."""
         return cls("remove_tag", email, _text(tag, "tag").strip())
 
     @classmethod
@@ -342,14 +347,17 @@ class Command:
 
     @classmethod
     def remove_field(cls, email: str, key: str) -> Command:
+        """Remove custom field `key` from the subscriber."""
         return cls("remove_field", email, _text(key, "key").strip())
 
     @classmethod
     def subscribe(cls, email: str) -> Command:
+        """Subscribe the address (again, if it had unsubscribed)."""
         return cls("subscribe", email)
 
     @classmethod
     def unsubscribe(cls, email: str) -> Command:
+        """Unsubscribe the address."""
         return cls("unsubscribe", email)
 
     @classmethod
@@ -358,6 +366,7 @@ class Command:
         return cls("change_email", old, validate_email(new, "query"))
 
     def to_dict(self) -> dict[str, Any]:
+        """Bento's JSON object for this command (`query` only when it has one)."""
         out: dict[str, Any] = {"command": self.command, "email": self.email}
         if self.query is not None:
             out["query"] = self.query
