@@ -3,7 +3,8 @@
 Run: `.venv/bin/python -m benchmarks.bench_delivery` (env `N` events per
 figure, default 20000; `ROUNDS` alternated rounds of ours then Segment's,
 default 3, medians reported; `SUSTAIN_WINDOWS`, `SUSTAIN_LIMIT`, `SUSTAIN_WINDOW`
-for the rate-ceiling figure). Prints one JSON line, then a table.
+for the rate-ceiling figure; `PORT` for the sink, default 18766, 0 to let the
+OS pick a free one, reported as `sink_port`). Prints one JSON line, then a table.
 
 1. `track()` hot path, ns/call: ours vs Segment's `Client.track` (budget <= 1/8).
 2. Whole-process CPU per delivered event, capture to HTTP 200, both against the
@@ -34,12 +35,20 @@ PROPS = {"first_name": "Jesse", "last_name": "Pinkman", "plan": "pro", "amount":
 
 
 def start_sink() -> subprocess.Popen[str]:
+    """The sink, listening; with `PORT` 0 the port it bound becomes `PORT`."""
+    global PORT
     proc = subprocess.Popen(
         [sys.executable, os.path.join(HERE, "sink.py"), str(PORT)],
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    assert proc.stdout is not None
+    # The ready line is all the sink ever prints: the pipe is closed at once so
+    # it does not stay open (and unclosed) for the rest of the run.
+    with proc.stdout:
+        ready = proc.stdout.readline().split()
+    assert ready[:1] == ["ready"] and len(ready) == 2, f"sink did not start: {ready}"
+    PORT = int(ready[1])
     return proc
 
 
@@ -220,11 +229,13 @@ def main() -> None:
             seg_runs.append(bench_segment(N))
     finally:
         sink.terminate()
+        sink.wait()
     ours = _median_run(ours_runs)
     seg = _median_run(seg_runs)
     out: dict[str, Any] = {
         "N": N,
         "rounds": rounds,
+        "sink_port": PORT,
         "bento_track": ours,
         "segment": seg,
     }

@@ -1,8 +1,9 @@
-# Copied from /work/shared/bench/sink.py (unchanged apart from this line) so the
-# benchmarks do not depend on files outside the repository.
+# Copied from /work/shared/bench/sink.py so the benchmarks do not depend on files
+# outside the repository. Changed since: PORT may be 0 (the OS picks a free port,
+# so parallel runs never collide) and the ready line names the port bound.
 """A loopback HTTP sink that accepts any POST, counts JSON events, answers 200.
 
-Usage: python sink.py PORT  (prints 'ready' when listening). GET /count -> total events seen.
+Usage: python sink.py PORT  (prints 'ready PORT' when listening; PORT 0 picks one). GET /count -> total events seen.
 Understands Segment (batch), PostHog (batch), Bento (events) payload shapes, gzip bodies.
 """
 
@@ -62,5 +63,5 @@ class H(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     srv = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
-    print("ready", flush=True)
+    print(f"ready {srv.server_address[1]}", flush=True)
     srv.serve_forever()

@@ -220,7 +220,13 @@ class EmulatorServer:
         self.state.store.close()
 
     def __enter__(self) -> EmulatorServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            # `__exit__` never runs when `__enter__` raises: close the store
+            # `__init__` opened, or a failed start (port in use) leaks it.
+            self.close()
+            raise
 
     def __exit__(
         self,

@@ -84,3 +84,6 @@ async def inprocess(
     yield make
     for client in made:
         await client.aclose()
+        # ASGITransport runs no lifespan, so nothing else closes the app's
+        # SQLite connection.
+        client.app.state.emulator.store.close()  # type: ignore[attr-defined]

@@ -90,7 +90,8 @@ def _read_until(stream, pattern: str, timeout: float = 15.0) -> str:
 
 def test_runs_until_ctrl_c(tmp_path: Path) -> None:
     db = tmp_path / "emulator.sqlite3"
-    proc = subprocess.Popen(
+    # `with`: the stdout and stderr pipes are closed however the test ends.
+    with subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -111,28 +112,28 @@ def test_runs_until_ctrl_c(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        out = _read_until(proc.stdout, r"Ctrl-C")
-        base = re.search(r"export BENTO_BASE_URL=(\S+)", out).group(1)
-        response = httpx.post(
-            base + "/batch/events",
-            params={"site_uuid": "cli-site"},
-            auth=("pk_emulator", "sk_cli_secret"),
-            headers={"User-Agent": UA},
-            json={"events": [{"type": "t", "email": "a@example.com"}]},
-            trust_env=False,
-        )
-        limit = httpx.get(
-            base.replace("/api/v1", "/_emulator/rate-limit"), trust_env=False
-        )
-    finally:
-        proc.send_signal(signal.SIGINT)
+    ) as proc:
         try:
-            code = proc.wait(10)
+            out = _read_until(proc.stdout, r"Ctrl-C")
+            base = re.search(r"export BENTO_BASE_URL=(\S+)", out).group(1)
+            response = httpx.post(
+                base + "/batch/events",
+                params={"site_uuid": "cli-site"},
+                auth=("pk_emulator", "sk_cli_secret"),
+                headers={"User-Agent": UA},
+                json={"events": [{"type": "t", "email": "a@example.com"}]},
+                trust_env=False,
+            )
+            limit = httpx.get(
+                base.replace("/api/v1", "/_emulator/rate-limit"), trust_env=False
+            )
         finally:
-            proc.kill()
-        stderr = proc.stderr.read()
+            proc.send_signal(signal.SIGINT)
+            try:
+                code = proc.wait(10)
+            finally:
+                proc.kill()
+            stderr = proc.stderr.read()
 
     assert re.match(r"http://127\.0\.0\.1:\d+/api/v1$", base)
     assert "export BENTO_SITE_UUID=cli-site" in out

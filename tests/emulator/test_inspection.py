@@ -3,6 +3,7 @@ throughput, and the in-process app."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -178,10 +179,15 @@ def test_server_lifecycle() -> None:
             "secret_key": "sk_emulator",
             "base_url": server.base_url,
         } == server.client_kwargs()
+        blocked = EmulatorServer(port=port)
         with pytest.raises(RuntimeError, match="could not start"):
-            EmulatorServer(port=port).start()  # the port is taken
+            with blocked:  # the port is taken
+                pass
+        # A failed start still opened the store; `with` has closed it.
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            blocked.state.store.count("events")
     finally:
-        server.stop()
+        server.close()
     assert not server.running
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url + "/_emulator/", timeout=1)
@@ -260,6 +266,7 @@ def test_inspector_request_shapes() -> None:
 def test_create_app_defaults() -> None:
     app = create_app()
     state = app.state.emulator
+    state.store.close()  # only the settings are read: no request reaches the store
     assert ("emulator-site", 100, 60.0) == (
         state.settings.site_uuid,
         state.limiter.limit,

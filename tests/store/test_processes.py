@@ -114,18 +114,22 @@ def test_sigkill_while_bento_fails_loses_nothing_tracked_half_a_second_before(
         flush_interval=0.05,
         retry_base_delay=0.05,
     )
-    child = start_script(KILLED, url, json.dumps(kwargs))
-    assert child.stdout is not None
-    marks: list[tuple[int, float]] = []
-    started = time.monotonic()
-    for line in child.stdout:
-        seq, at = line.split()
-        marks.append((int(seq), float(at)))
-        if time.monotonic() - started > 3.0:
-            break
-    child.send_signal(signal.SIGKILL)
-    killed_at = time.monotonic()
-    child.wait(10)
+    # `with`: the child's three pipes are closed once it is dead; the kill is
+    # in `finally` so that a failing loop never leaves `with` waiting on it.
+    with start_script(KILLED, url, json.dumps(kwargs)) as child:
+        assert child.stdout is not None
+        marks: list[tuple[int, float]] = []
+        started = time.monotonic()
+        try:
+            for line in child.stdout:
+                seq, at = line.split()
+                marks.append((int(seq), float(at)))
+                if time.monotonic() - started > 3.0:
+                    break
+        finally:
+            child.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+        child.wait(10)
     assert emulator.inspect.request_counts().get("503", 0) > 0  # it was failing
     assert not _seqs(emulator)
     # Every event whose track() returned at least 0.5 s before the kill.

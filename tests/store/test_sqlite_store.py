@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing  # a connection's own `with` commits, never closes
 from dataclasses import replace
 from pathlib import Path
 
@@ -167,7 +168,7 @@ def test_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(
     assert b.claim(force=True).lease is None
     pid, started = _dead_pid()
     assert not is_alive(pid, started) and is_alive(os.getpid(), start_time(os.getpid()))
-    with sqlite3.connect(a.path) as conn:  # a's process "dies"
+    with closing(sqlite3.connect(a.path)) as conn, conn:  # a's process "dies"
         conn.execute(
             "UPDATE holders SET pid = ?, started = ? WHERE id = ?",
             (pid, started, a._me),
@@ -187,7 +188,7 @@ def test_lease_elsewhere_is_taken_over_when_it_expires(make_store) -> None:
     a.put(recs(*range(10)))
     lease = a.claim(force=False).lease
     assert lease is not None
-    with sqlite3.connect(a.path) as conn:  # a lives on another host
+    with closing(sqlite3.connect(a.path)) as conn, conn:  # a lives on another host
         conn.execute("UPDATE holders SET host = 'elsewhere' WHERE id = ?", (a._me,))
     assert b.claim(force=True).lease is None
     make_store.clock.advance(59.0)
@@ -200,7 +201,7 @@ def test_lease_elsewhere_is_taken_over_when_it_expires(make_store) -> None:
 
 def test_an_older_schema_is_migrated_and_keeps_its_events(tmp_path) -> None:
     path = tmp_path / "v1.db"
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.executescript(SCHEMA_V1)
         conn.execute(
             "INSERT INTO events (created, data) VALUES (1.0, ?)", (recs(7)[0],)
@@ -218,13 +219,13 @@ def test_an_older_schema_is_migrated_and_keeps_its_events(tmp_path) -> None:
 
 def test_a_newer_schema_or_a_foreign_file_is_a_clear_error(tmp_path) -> None:
     newer = tmp_path / "newer.db"
-    with sqlite3.connect(newer) as conn:
+    with closing(sqlite3.connect(newer)) as conn, conn:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(ConfigurationError, match="newer bento_track") as info:
         open_store(f"sqlite:///{newer}", max_bytes=2**20)
     assert info.value.setting == "store"
     foreign = tmp_path / "app.db"
-    with sqlite3.connect(foreign) as conn:
+    with closing(sqlite3.connect(foreign)) as conn, conn:
         conn.execute("CREATE TABLE users (id INTEGER)")
     with pytest.raises(ConfigurationError, match="not a bento_track store"):
         open_store(f"sqlite:///{foreign}", max_bytes=2**20)
@@ -370,6 +371,6 @@ def test_a_delivered_backlog_gives_its_disk_back(make_store) -> None:
         store.ack(lease)
         batches += 1
     assert batches == 20 and store.stats().depth == 0
-    with sqlite3.connect(store.path) as conn:
+    with closing(sqlite3.connect(store.path)) as conn, conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert os.path.getsize(store.path) < stored / 10
