@@ -142,6 +142,10 @@ def starlette_app() -> Any:
     return Starlette(routes=[Route("/signup", home, methods=["GET", "POST"])])
 
 
+#: the event loop every ASGI block runs on (closed when the run ends)
+LOOP = asyncio.new_event_loop()
+
+
 def asgi_blocks(apps: dict[str, Any]) -> dict[str, Callable[[int], None]]:
     """A block runner per ASGI app: `count` requests on one event loop."""
 
@@ -151,7 +155,7 @@ def asgi_blocks(apps: dict[str, Any]) -> dict[str, Callable[[int], None]]:
     async def send(message: dict[str, Any]) -> None:
         pass
 
-    loop = asyncio.new_event_loop()
+    loop = LOOP
 
     def runner(app: Any) -> Callable[[int], None]:
         async def block(count: int) -> None:
@@ -464,6 +468,9 @@ def table(out: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    result = main()
+    try:
+        result = main()
+    finally:
+        LOOP.close()
     print(json.dumps(result))
     print(table(result))

@@ -30,8 +30,10 @@ from typing import Any
 
 import bento_track
 
-# The sink's port (env `PORT`) is bench_delivery's: its helpers start and read it.
-from .bench_delivery import PORT, PROPS, sink_count, start_sink, timeit
+# The sink's port is bench_delivery's (env `PORT`, 0 for one from the OS):
+# read it after `start_sink()`, which learns the port the OS gave.
+from . import bench_delivery
+from .bench_delivery import PROPS, sink_count, start_sink, timeit
 
 N = int(os.environ.get("N", "20000"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
@@ -48,7 +50,7 @@ def _client(store: str | None) -> bento_track.Client:
         site_uuid="bench",
         publishable_key="pk_bench",
         secret_key="sk_bench",
-        base_url=f"http://127.0.0.1:{PORT}/api/v1",
+        base_url=f"http://127.0.0.1:{bench_delivery.PORT}/api/v1",
         max_queue_size=10**7,
         requests_per_minute=100_000,
         flush_interval=0.5,
@@ -102,7 +104,9 @@ assert client.flush(60)
 def _sink_totals() -> tuple[int, int]:
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/count") as answer:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{bench_delivery.PORT}/count"
+    ) as answer:
         doc = json.load(answer)
     return int(doc["events"]), int(doc["requests"])
 
@@ -115,7 +119,7 @@ def bench_fleet(store: str) -> dict[str, Any]:
                 sys.executable,
                 "-c",
                 textwrap.dedent(FLEET_CHILD),
-                str(PORT),
+                str(bench_delivery.PORT),
                 store,
                 str(FLEET_EVENTS),
                 str(FLEET_SECONDS),

@@ -67,6 +67,7 @@ class Example:
     ) -> None:
         self.name = name
         self.log = log
+        self._inspectors: list[Inspector] = []
         self._out = log.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, f"examples/{name}.py", *args],
@@ -98,7 +99,9 @@ class Example:
 
     def inspector(self) -> Inspector:
         url = self.wait_for(r"Emulator inbox: (http://127\.0\.0\.1:\d+)/_emulator/")[1]
-        return Inspector(url)
+        inspector = Inspector(url)
+        self._inspectors.append(inspector)  # closed by `stop()`
+        return inspector
 
     def wait_http(self, url: str, timeout: float = 30) -> None:
         def up() -> bool:
@@ -134,6 +137,8 @@ class Example:
             pass
         if self.process.poll() is None:
             self.process.wait(10)
+        for inspector in self._inspectors:
+            inspector.close()
         self._out.close()
 
 

@@ -218,10 +218,21 @@ class SQLiteStore:
             self._forget_parent()
         conn = self._conn
         if conn is None:
-            try:
-                conn = self._connect()
-            except sqlite3.Error as exc:
-                raise StoreError(_explain(self.path, exc)) from exc
+            deadline = time.monotonic() + BUSY_TIMEOUT
+            while True:
+                try:
+                    conn = self._connect()
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Switching a new file to WAL can fail at once with "locked"
+                    # while another process does the same (SQLite's busy
+                    # handler is not asked then): try again, within a deadline.
+                    if "locked" in str(exc) and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                        continue
+                    raise StoreError(_explain(self.path, exc)) from exc
+                except sqlite3.Error as exc:
+                    raise StoreError(_explain(self.path, exc)) from exc
             self._conn = conn
         return conn
 

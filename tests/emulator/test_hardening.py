@@ -550,11 +550,14 @@ async def test_a_client_leaving_mid_body_raises_nothing(
         "root_path": "",
     }
 
-    await app(scope, receive, send)
+    try:
+        await app(scope, receive, send)
 
-    assert answered == bool(sent)  # an answer, if any, goes nowhere
-    if not answered:
-        assert [0] == [e["status"] for e in app.state.emulator.log.entries()]
+        assert answered == bool(sent)  # an answer, if any, goes nowhere
+        if not answered:
+            assert [0] == [e["status"] for e in app.state.emulator.log.entries()]
+    finally:
+        app.state.emulator.store.close()
 
 
 # -- settings and command line ------------------------------------------------------
@@ -567,8 +570,11 @@ def test_max_body_bytes_setting() -> None:
         with pytest.raises(ValueError, match="max_body_bytes"):
             EmulatorSettings(max_body_bytes=bad)  # type: ignore[arg-type]
     server = EmulatorServer(max_body_bytes=1234)
-    assert 1234 == server.settings.max_body_bytes
-    assert 1234 == server.state.summary()["max_body_bytes"]
+    try:
+        assert 1234 == server.settings.max_body_bytes
+        assert 1234 == server.state.summary()["max_body_bytes"]
+    finally:
+        server.close()
 
 
 def test_rate_settings_are_checked_by_name() -> None:
