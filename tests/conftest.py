@@ -8,10 +8,12 @@ faults, request log and rate-limit window cleared and the default rate limit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+import bento_track
 from bento_track.emulator import EmulatorServer
 
 AUTHOR = "hello@example.com"
@@ -37,3 +39,25 @@ def emulator(emulator_server: EmulatorServer) -> EmulatorServer:
     emulator_server.inspect.reset()
     emulator_server.inspect.set_rate_limit(*RATE_LIMIT)
     return emulator_server
+
+
+@pytest.fixture
+def fast_emulator(emulator: EmulatorServer) -> EmulatorServer:
+    """The emulator with a rate limit no delivery test reaches."""
+    emulator.inspect.set_rate_limit(10_000, 60.0)
+    return emulator
+
+
+@pytest.fixture
+def clients() -> Iterator[Callable[..., bento_track.Client]]:
+    """Build clients that are shut down at the end of the test."""
+    made: list[bento_track.Client] = []
+
+    def make(**options: Any) -> bento_track.Client:
+        client = bento_track.Client(**options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.shutdown(0.2)

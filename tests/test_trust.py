@@ -5,7 +5,6 @@ Delivery is proven against the emulator over loopback HTTP."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -21,26 +20,6 @@ from bento_track.events import Event
 
 FAST = dict(requests_per_minute=10_000, rate_window=60.0, flush_interval=0.05)
 SIGNALS = ("event_captured", "batch_sent", "batch_failed", "event_dropped")
-
-
-@pytest.fixture
-def fast_emulator(emulator):
-    emulator.inspect.set_rate_limit(10_000, 60.0)
-    return emulator
-
-
-@pytest.fixture
-def clients() -> Iterator:
-    made: list[bento_track.Client] = []
-
-    def make(**options: object) -> bento_track.Client:
-        client = bento_track.Client(**options)  # type: ignore[arg-type]
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.shutdown(0.2)
 
 
 def _seqs(emulator) -> list[int]:

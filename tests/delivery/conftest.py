@@ -6,10 +6,6 @@ import threading
 import time
 from collections.abc import Callable
 
-import pytest
-
-import bento_track
-
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
     """Poll `predicate` until true; fail the test at the deadline (no bare sleep)."""
@@ -19,18 +15,3 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         tick.wait(0.01)
-
-
-@pytest.fixture
-def clients():
-    """Build clients that are shut down at the end of the test."""
-    made: list[bento_track.Client] = []
-
-    def make(**options: object) -> bento_track.Client:
-        client = bento_track.Client(**options)  # type: ignore[arg-type]
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.shutdown(0.2)

@@ -11,8 +11,6 @@ import textwrap
 import threading
 import time
 
-import pytest
-
 import bento_track
 from bento_track._delivery.clock import FakeClock
 from bento_track.events import Event
@@ -21,12 +19,6 @@ from bento_track.queues import MemoryQueue
 from .conftest import wait_until
 
 FAST = dict(requests_per_minute=10_000, rate_window=60.0, flush_interval=0.05)
-
-
-@pytest.fixture
-def fast_emulator(emulator):
-    emulator.inspect.set_rate_limit(10_000, 60.0)
-    return emulator
 
 
 def _seqs(emulator) -> list[int]:

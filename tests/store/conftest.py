@@ -113,20 +113,3 @@ def max_in_window(times: list[float], window: float) -> int:
             j += 1
         best = max(best, i - j + 1)
     return best
-
-
-@pytest.fixture
-def clients() -> Iterator[Callable[..., Any]]:
-    """Build clients that are shut down at the end of the test."""
-    import bento_track
-
-    made: list[bento_track.Client] = []
-
-    def make(**options: Any) -> bento_track.Client:
-        client = bento_track.Client(**options)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.shutdown(0.2)
