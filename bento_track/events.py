@@ -390,6 +390,7 @@ def format_timestamp(ts: float) -> str:
 
 
 def type_name(value: object) -> str:
+    """The name of `value`'s type, for error messages."""
     return type(value).__name__
 
 

@@ -27,15 +27,21 @@ class MemoryQueue:
         self._nbytes = 0
 
     def put(self, records: Iterable[Record]) -> None:
+        """`QueueBackend.put`: Append records at the tail."""
         batch = records if isinstance(records, list) else list(records)
         self._items.extend(batch)
         self._nbytes += sum(map(len, batch)) + len(batch)
 
     def requeue(self, records: list[Record]) -> None:
+        """`QueueBackend.requeue`: Put records back at the head, in order (a batch
+        that will be retried)."""
         self._items.extendleft(reversed(records))
         self._nbytes += sum(map(len, records)) + len(records)
 
     def get_batch(self, max_count: int, max_bytes: int) -> list[Record]:
+        """`QueueBackend.get_batch`: Remove and return up to `max_count` records
+        from the head whose sizes (`record_size`) sum to at most `max_bytes`
+        (always at least one record when not empty)."""
         items = self._items
         popleft = items.popleft
         out = [popleft() for _ in range(min(max_count, len(items)))]
@@ -48,11 +54,15 @@ class MemoryQueue:
         return out
 
     def drop_oldest(self, count: int) -> list[Record]:
+        """`QueueBackend.drop_oldest`: Remove and return up to `count` records from
+        the head."""
         out = [self._items.popleft() for _ in range(min(count, len(self._items)))]
         self._nbytes -= sum(map(len, out)) + len(out)
         return out
 
     def drop_newest(self, count: int) -> list[Record]:
+        """`QueueBackend.drop_newest`: Remove and return up to `count` records from
+        the tail."""
         out = [self._items.pop() for _ in range(min(count, len(self._items)))]
         out.reverse()
         self._nbytes -= sum(map(len, out)) + len(out)
@@ -60,16 +70,21 @@ class MemoryQueue:
 
     @property
     def nbytes(self) -> int:
+        """`QueueBackend.nbytes`: Sum of `record_size` of the records held."""
         return self._nbytes
 
     def __len__(self) -> int:
         return len(self._items)
 
     def clear(self) -> None:
+        """`QueueBackend.clear`: Forget every record."""
         self._items.clear()
         self._nbytes = 0
 
     def after_fork(self) -> None:
+        """`QueueBackend.after_fork`: Called in a forked child: the memory backend
+        forgets the parent's events (the parent delivers them); a durable one
+        reopens its handles."""
         self.clear()
 
 
@@ -100,6 +115,8 @@ class MemoryStore:
         self._oldest_at: float | None = None
 
     def configure(self, policy: StorePolicy, clock: object) -> None:
+        """`Store.configure`: Take the worker's settings and clock (a `Clock`);
+        called by every new worker, so also after a fork."""
         self._policy = policy
         self._clock = cast("Clock", clock)
         self._budget = RequestBudget(
@@ -108,10 +125,13 @@ class MemoryStore:
 
     @property
     def budget(self) -> RequestBudget:
+        """`Store.budget`."""
         assert self._budget is not None, "configure() first"
         return self._budget
 
     def put(self, records: list[Record]) -> list[Record]:
+        """`Store.put`: Store `records` (oldest first) under the bound; return
+        those the overflow policy dropped (new or old ones) to be reported."""
         policy = self._policy
         assert policy is not None and self._clock is not None
         backend = self.backend
@@ -131,6 +151,8 @@ class MemoryStore:
         return dropped
 
     def claim(self, force: bool) -> Claim:
+        """`Store.claim`: A due batch with its permit, or how long to wait (see
+        `Claim`). `force`: a flush is waiting, so a partial batch is due now."""
         policy = self._policy
         assert policy is not None and self._clock is not None
         backend = self.backend
@@ -156,27 +178,38 @@ class MemoryStore:
         return Claim(Lease(self._tokens, records, permit=0), 0.0, count, nbytes)
 
     def acquire(self) -> tuple[Permit | None, float]:
+        """`Store.acquire`: A permit for a retry on leased events: (permit, 0.0),
+        or (None, seconds to wait) while the budget or a pause forbids a request."""
         delay = self.budget.delay()
         return (0, 0.0) if delay <= 0.0 else (None, delay)
 
     def complete(self, permit: Permit) -> None:
+        """`Store.complete`: The request made with `permit` ended (answered or
+        failed)."""
         self.budget.record()
 
     def pause(self, seconds: float) -> None:
+        """`Store.pause`: Stop every sender of this store for `seconds` (never
+        shortens)."""
         self.budget.pause(seconds)
 
     def paused_until(self) -> float | None:
+        """`Store.paused_until`: Epoch seconds until which sending is paused, or
+        None."""
         assert self._clock is not None
         left = self.budget.paused_until - self._clock.monotonic()
         return self._clock.time() + left if left > 0 else None
 
     def renew(self, lease: Lease) -> None:
-        pass
+        """`Store.renew`: Keep `lease` from expiring (before each request on it)."""
 
     def split(self, lease: Lease) -> tuple[Lease, Lease]:
+        """`Store.split`: Two halves of `lease` (a rejected batch's bisection) that
+        can be settled apart, both still leased by this process."""
         return lease.split()
 
     def ack(self, lease: Lease) -> None:
+        """`Store.ack`: Bento accepted the lease's events: delete them."""
         self._settle(lease)
         assert self._clock is not None
         if not self._leased:
@@ -184,22 +217,29 @@ class MemoryStore:
             self._oldest_at = self._clock.monotonic() if len(self.backend) else None
 
     def reject(self, lease: Lease) -> None:
+        """`Store.reject`: Bento refused the lease's events for good: delete them."""
         self._settle(lease)
 
     def _settle(self, lease: Lease) -> None:
         self._leased -= len(lease.records)
 
     def release(self, lease: Lease) -> None:
+        """`Store.release`: Put the lease's events back, in order, for a later try."""
         self._leased -= len(lease.records)
         self.backend.requeue(lease.records)
 
     def outstanding(self) -> int:
+        """`Store.outstanding`: Events this process put that are still in the
+        store."""
         return len(self.backend) + self._leased
 
     def memory_held(self) -> int:
+        """`Store.memory_held`: Events the store keeps in this process's memory
+        (what the capture-time `max_queue_size` bound counts besides the inbox)."""
         return len(self.backend) + self._leased
 
     def stats(self) -> StoreStats:
+        """`Store.stats`."""
         policy = self._policy
         clock = self._clock
         age = None
@@ -225,9 +265,11 @@ class MemoryStore:
         )
 
     def after_fork(self) -> None:
+        """`Store.after_fork`: In a forked child: forget what belongs to the parent
+        (its handles, and in memory its events)."""
         self._leased = 0
         self._oldest_at = None
         self.backend.after_fork()
 
     def close(self) -> None:
-        pass
+        """`Store.close`: Close handles; a later call reopens them."""

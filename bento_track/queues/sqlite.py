@@ -317,9 +317,12 @@ class SQLiteStore:
         self._lock = threading.RLock()
 
     def after_fork(self) -> None:
+        """`Store.after_fork`: In a forked child: forget what belongs to the parent
+        (its handles, and in memory its events)."""
         self._forget_parent()
 
     def close(self) -> None:
+        """`Store.close`: Close handles; a later call reopens them."""
         with self._lock:
             conn, self._conn = self._conn, None
             if conn is None or self._pid != os.getpid():
@@ -345,6 +348,8 @@ class SQLiteStore:
     # -- configuration -----------------------------------------------------------
 
     def configure(self, policy: StorePolicy, clock: object) -> None:
+        """`Store.configure`: Take the worker's settings and clock (a `Clock`);
+        called by every new worker, so also after a fork."""
         self._policy = policy
         self._clock = cast("Clock", clock)
 
@@ -356,6 +361,8 @@ class SQLiteStore:
     # -- queue -------------------------------------------------------------------
 
     def put(self, records: list[Record]) -> list[Record]:
+        """`Store.put`: Store `records` (oldest first) under the bound; return
+        those the overflow policy dropped (new or old ones) to be reported."""
         policy = self._need_policy()
         with self._lock:
             conn = self._connection()
@@ -437,6 +444,8 @@ class SQLiteStore:
         )
 
     def claim(self, force: bool) -> Claim:
+        """`Store.claim`: A due batch with its permit, or how long to wait (see
+        `Claim`). `force`: a flush is waiting, so a partial batch is due now."""
         policy = self._need_policy()
         with self._lock:
             conn = self._connection()
@@ -522,6 +531,8 @@ class SQLiteStore:
         return Lease(token, records, ids, origins)
 
     def split(self, lease: Lease) -> tuple[Lease, Lease]:
+        """`Store.split`: Two halves of `lease` (a rejected batch's bisection) that
+        can be settled apart, both still leased by this process."""
         if len(set(lease.ids)) < len(lease.ids):
             lease = self._one_row_each(lease)
         return lease.split()
@@ -586,6 +597,8 @@ class SQLiteStore:
         return permit
 
     def acquire(self) -> tuple[Permit | None, float]:
+        """`Store.acquire`: A permit for a retry on leased events: (permit, 0.0),
+        or (None, seconds to wait) while the budget or a pause forbids a request."""
         policy = self._need_policy()
         with self._lock:
             conn = self._connection()
@@ -599,6 +612,8 @@ class SQLiteStore:
                 return self._grant(conn, me, now), 0.0
 
     def complete(self, permit: Permit) -> None:
+        """`Store.complete`: The request made with `permit` ended (answered or
+        failed)."""
         with self._lock:
             conn = self._connection()
             with self._transaction(conn):
@@ -608,6 +623,8 @@ class SQLiteStore:
                 )
 
     def pause(self, seconds: float) -> None:
+        """`Store.pause`: Stop every sender of this store for `seconds` (never
+        shortens)."""
         with self._lock:
             conn = self._connection()
             with self._transaction(conn):
@@ -617,6 +634,8 @@ class SQLiteStore:
                 )
 
     def paused_until(self) -> float | None:
+        """`Store.paused_until`: Epoch seconds until which sending is paused, or
+        None."""
         with self._lock:
             conn = self._connection()
             until = conn.execute("SELECT paused_until FROM state").fetchone()[0]
@@ -625,6 +644,7 @@ class SQLiteStore:
     # -- settling leases -----------------------------------------------------------
 
     def renew(self, lease: Lease) -> None:
+        """`Store.renew`: Keep `lease` from expiring (before each request on it)."""
         with self._lock:
             conn = self._connection()
             with self._transaction(conn):
@@ -634,9 +654,11 @@ class SQLiteStore:
                 )
 
     def ack(self, lease: Lease) -> None:
+        """`Store.ack`: Bento accepted the lease's events: delete them."""
         self._remove(lease, sent=True)
 
     def reject(self, lease: Lease) -> None:
+        """`Store.reject`: Bento refused the lease's events for good: delete them."""
         self._remove(lease, sent=False)
 
     def _remove(self, lease: Lease, *, sent: bool) -> None:
@@ -676,6 +698,7 @@ class SQLiteStore:
             conn.executescript("PRAGMA incremental_vacuum;")
 
     def release(self, lease: Lease) -> None:
+        """`Store.release`: Put the lease's events back, in order, for a later try."""
         if not lease.ids:
             return
         with self._lock:
@@ -772,6 +795,8 @@ class SQLiteStore:
     # -- figures ---------------------------------------------------------------------
 
     def outstanding(self) -> int:
+        """`Store.outstanding`: Events this process put that are still in the
+        store."""
         with self._lock:
             if self._me is None:
                 return 0
@@ -782,9 +807,12 @@ class SQLiteStore:
         return int(row[0]) if row else 0
 
     def memory_held(self) -> int:
+        """`Store.memory_held`: Events the store keeps in this process's memory
+        (what the capture-time `max_queue_size` bound counts besides the inbox)."""
         return 0
 
     def stats(self) -> StoreStats:
+        """`Store.stats`."""
         with self._lock:
             conn = self._connection()
             return read_stats(conn, self._clock.time(), self.location, self.path)
