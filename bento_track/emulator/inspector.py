@@ -52,6 +52,7 @@ class Inspector:
             return self._http
 
     def close(self) -> None:
+        """Close the HTTP connection (a later call opens a new one)."""
         with self._lock:
             if self._http is not None:
                 self._http.close()
@@ -69,18 +70,23 @@ class Inspector:
         return self._list("events", meta)
 
     def subscribers(self) -> list[dict[str, Any]]:
+        """Every subscriber the emulator holds."""
         return self._list("subscribers")
 
     def emails(self, meta: bool = False) -> list[dict[str, Any]]:
+        """Every transactional email received (with `meta`: ids and times)."""
         return self._list("emails", meta)
 
     def commands(self, meta: bool = False) -> list[dict[str, Any]]:
+        """Every subscriber command received (with `meta`: ids and times)."""
         return self._list("commands", meta)
 
     def tags(self) -> list[dict[str, Any]]:
+        """Every tag of the account."""
         return self._list("tags")
 
     def fields(self) -> list[dict[str, Any]]:
+        """Every custom field of the account."""
         return self._list("fields")
 
     def _list(self, kind: str, meta: bool = False) -> list[dict[str, Any]]:
@@ -100,6 +106,7 @@ class Inspector:
         return result
 
     def summary(self) -> dict[str, Any]:
+        """Counts per kind and the emulator's settings (no secret)."""
         result: dict[str, Any] = self._call("GET", "/")
         return result
 
@@ -149,10 +156,12 @@ class Inspector:
         self._fault(kind="reject", email=email, type=type)
 
     def faults(self) -> dict[str, Any]:
+        """The faults waiting to be injected."""
         result: dict[str, Any] = self._call("GET", "/faults")
         return result
 
     def clear_faults(self) -> None:
+        """Forget every fault waiting to be injected."""
         self._call("DELETE", "/faults")
 
     # -- rate limit -------------------------------------------------------------------
@@ -166,5 +175,6 @@ class Inspector:
         )
 
     def rate_limit(self) -> dict[str, Any]:
+        """The rate limit in force and the current window's use."""
         result: dict[str, Any] = self._call("GET", "/rate-limit")
         return result

@@ -96,19 +96,23 @@ class EmulatorServer:
 
     @property
     def state(self) -> EmulatorState:
+        """The app's `EmulatorState` (store, faults, limiter, request log)."""
         state: EmulatorState = self.app.state.emulator
         return state
 
     @property
     def site_uuid(self) -> str:
+        """The emulated account's site uuid."""
         return self.settings.site_uuid
 
     @property
     def publishable_key(self) -> str:
+        """The emulated account's publishable key."""
         return self.settings.publishable_key
 
     @property
     def secret_key(self) -> str:
+        """The emulated account's secret key (a test value; never shown)."""
         return self.settings.secret_key
 
     @property
@@ -140,6 +144,7 @@ class EmulatorServer:
 
     @property
     def running(self) -> bool:
+        """Whether the server thread is up."""
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> EmulatorServer:
