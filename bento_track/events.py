@@ -205,30 +205,40 @@ def normalize_json(value: Any, path: str = "details", _depth: int = 0) -> JSONVa
     return _convert(value, path)
 
 
+def _plain(fields: dict[Any, Any]) -> bool:
+    """Whether `fields` is the common case, needing no conversion: non-empty
+    ASCII string keys, and str (ASCII, no NUL), bool, None, 64-bit int or
+    finite float values. Anything else takes the slow path, which names it."""
+    try:
+        keys = "".join(fields)  # one C-level pass: str keys only
+    except TypeError:
+        return False
+    if "" in fields or not keys.isascii() or "\x00" in keys:
+        return False
+    for value in fields.values():
+        kind = type(value)
+        if kind is str:
+            if not value.isascii() or "\x00" in value:
+                return False
+        elif kind is float:
+            if value - value != 0.0:  # NaN and the infinities give NaN
+                return False
+        elif kind is int:
+            if not _INT_MIN <= value <= _INT_MAX:
+                return False
+        elif kind is not bool and value is not None:
+            return False
+    return True
+
+
 def normalize_fields(
     fields: Mapping[str, Any] | None, path: str = "fields"
 ) -> dict[str, Any] | None:
     """Flat fields: string keys, scalar values only (after conversion)."""
     if fields is None:
         return None
-    if type(fields) is dict and len(fields) <= MAX_FIELDS:
-        # Fast path: the common case is a small dict of plain scalars in ASCII.
-        for key, value in fields.items():
-            kind = type(value)
-            if type(key) is not str or kind not in _FLAT_TYPES or not key:
-                break
-            if not key.isascii() or "\x00" in key:
-                break
-            if kind is str:
-                if not value.isascii() or "\x00" in value:
-                    break
-            elif kind is float:
-                if value != value or value in _INFINITIES:
-                    break
-            elif kind is int and not _INT_MIN <= value <= _INT_MAX:
-                break
-        else:
-            return dict(fields)
+    if type(fields) is dict and len(fields) <= MAX_FIELDS and _plain(fields):
+        return dict(fields)
     if not isinstance(fields, Mapping):
         raise InvalidEventError(
             f"{path} must be a dict of field name to value, not {type(fields).__name__}",

@@ -575,8 +575,17 @@ class Worker:
         self._refresh()
 
     def _encode(self, events: list[Event]) -> list[Record]:
-        records: list[Record] = []
         limit = self.policy.max_bytes - BODY_OVERHEAD - 1  # one event alone
+        # The common case in C-level loops; any failure or oversize event
+        # sends the whole group through the loop below, one event at a time.
+        try:
+            records = [encode_event(event) for event in events]
+        except Exception:
+            pass
+        else:
+            if not records or max(map(len, records)) <= limit:
+                return records
+        records = []
         append = records.append
         for event in events:
             try:
