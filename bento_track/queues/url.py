@@ -4,6 +4,8 @@
 - `"sqlite:////abs/path.db"`, `"sqlite:///relative.db"`: SQLAlchemy's form,
   four slashes for an absolute path, three for one relative to the working
   directory; `?lease_timeout=SECONDS` is the only option;
+- `"redis://[:password@]host:port/db"`, `"rediss://..."`: a Redis store that
+  every host shares (`bento_track.queues.redis`; options in its docstring);
 - a `Store` object: used as it is.
 """
 
@@ -32,8 +34,8 @@ def sqlite_path(url: str) -> tuple[str, dict[str, str]]:
     """
     if not url.startswith(_SQLITE):
         raise ConfigurationError(
-            f"store must be 'memory' or 'sqlite:///PATH' (four slashes for an "
-            f"absolute path), not {url!r}",
+            f"store must be 'memory', 'sqlite:///PATH' (four slashes for an "
+            f"absolute path) or 'redis://HOST:PORT/DB', not {url!r}",
             setting="store",
         )
     path, _, query = url[len(_SQLITE) :].partition("?")
@@ -63,10 +65,9 @@ def open_store(spec: str | Store, *, max_bytes: int) -> Store:
         )
     url = spec.strip()
     if url.startswith(("redis://", "rediss://")):
-        raise ConfigurationError(
-            "store: Redis stores are not available yet; use sqlite:///PATH",
-            setting="store",
-        )
+        from .redis import open_redis_store
+
+        return open_redis_store(url, max_bytes=max_bytes)
     path, options = sqlite_path(url)
     lease_timeout = DEFAULT_LEASE_TIMEOUT
     for key, value in options.items():
