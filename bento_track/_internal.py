@@ -54,6 +54,7 @@ class Counter:
         self.count = 0
 
     def add(self, n: int = 1) -> None:
+        """Add `n` to `count`, under the lock."""
         with self._lock:
             self.count += n
 

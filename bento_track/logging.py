@@ -101,6 +101,10 @@ class BentoHandler(logging.Handler):
         self._types: dict[str, str] = {}
 
     def handle(self, record: logging.LogRecord) -> bool:
+        """Emit `record` if it is tagged `bento`, its logger is not ignored,
+        it is not logged by bento_track itself and the filters pass; return
+        whether it was emitted. Unlike `logging.Handler.handle`, takes no
+        lock (`emit` only enqueues)."""
         # Untagged records leave at once: no filters, no lock, no formatting.
         tag = record.__dict__.get("bento")
         if tag is None or tag is False:

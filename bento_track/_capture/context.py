@@ -117,14 +117,20 @@ _email: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 
 def current_request() -> RequestContext | None:
+    """The context of the request being handled in this context, or None
+    outside a request (or in a task that did not inherit one)."""
     return request_var.get()
 
 
 def enter_request(ctx: RequestContext) -> contextvars.Token[RequestContext | None]:
+    """Make `ctx` the current request; return the token `exit_request` needs
+    to restore the previous one."""
     return request_var.set(ctx)
 
 
 def exit_request(token: contextvars.Token[RequestContext | None]) -> None:
+    """Restore the request that was current before the `enter_request` call
+    that returned `token` (to be called in the same context)."""
     request_var.reset(token)
 
 

@@ -104,26 +104,52 @@ class RequestInfo:
     # current whenever a callable looks (status and duration at the end).
     @property
     def method(self) -> str:
+        """The HTTP method as the server gave it, upper case (`"GET"`,
+        `"POST"`, ...); never None."""
         return self._ctx.method
 
     @property
     def path(self) -> str:
+        """The request path, percent-decoded and without the query string:
+        ASGI `scope["path"]`, WSGI `PATH_INFO` (below any mount point), or
+        Django's `request.path_info`. Never None; `""` if the server gave none.
+        """
         return self._ctx.path
 
     @property
     def route(self) -> str | None:
+        """The template of the route the framework matched, as event rules
+        name it: `/users/{user_id}` (Starlette, FastAPI), `/users/<int:id>`
+        (Flask, Django).
+
+        None while unknown: in `identify=` during the request it is None
+        except under Flask (the others resolve it at the end); in `capture=`
+        it is None only when no route matched (a 404) or the framework does
+        not say (a plain ASGI/WSGI app).
+        """
         return self._ctx.route
 
     @property
     def status(self) -> int | None:
+        """The response status code, or None until the app started its
+        response (so usually None in `identify=`). Set in `capture=`: 500
+        when the app raised before it responded."""
         return self._ctx.status
 
     @property
     def duration_ms(self) -> float | None:
+        """Milliseconds the app took (whole microseconds), or None until the
+        app returned: None in `identify=` asked during the request, set in
+        `capture=` and when `identify=` is asked once more at the end."""
         return self._ctx.duration_ms
 
     @property
     def email(self) -> str | None:
+        """The request's identity so far (a validated, stripped address),
+        from `identify()` called during the request or an `identify=` answer;
+        None while the request is anonymous. In `identify=` it is normally
+        None, as that is the question being asked; in `capture=` it is the
+        email an event returned without one is tracked for."""
         return self._ctx.email
 
     def header(self, name: str, default: str | None = None) -> str | None:

@@ -36,12 +36,16 @@ class SystemClock:
     """The real clock."""
 
     def monotonic(self) -> float:
+        """`time.monotonic()`."""
         return time.monotonic()
 
     def time(self) -> float:
+        """`time.time()`."""
         return time.time()
 
     def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        """`event.wait(timeout)`: block until the event is set or `timeout`
+        real seconds passed (forever for None); return whether it is set."""
         return event.wait(timeout)
 
 
@@ -63,16 +67,28 @@ class FakeClock:
         self.waiting = 0
 
     def monotonic(self) -> float:
+        """The fake time; moves only by `advance` (or an auto-advancing wait)."""
         return self._now
 
     def time(self) -> float:
+        """Wall time matching the fake monotonic time: the start is
+        1,700,000,000 (November 2023), so timestamps look real."""
         return self._epoch + self._now
 
     def advance(self, seconds: float) -> None:
+        """Move the clock forward by `seconds`; waiters whose timeout is
+        reached return within a few real milliseconds."""
         with self._lock:
             self._now += seconds
 
     def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        """Wait until `event` is set or `timeout` seconds of fake time passed
+        (`timeout` None: until set, in real time); return whether it is set.
+
+        The timeout is appended to `waits` and `waiting` counts the waiters.
+        With `auto_advance`, an unset event advances the clock by `timeout`
+        and returns at once.
+        """
         if timeout is None:
             return event.wait()
         with self._lock:

@@ -41,6 +41,8 @@ class Outcome:
 
 
 def classify_status(status: int) -> Verdict:
+    """The worker's verdict on an HTTP status: 2xx delivered, 429 rate
+    limited, 5xx and 408 retry, 401/403/404 stop, any other rejected."""
     if 200 <= status < 300:
         return Verdict.DELIVERED
     if status == 429:
@@ -131,6 +133,8 @@ class Sender:
         )
 
     def close(self) -> None:
+        """Close the connection pool, if one was opened; the next `post`
+        opens a new one."""
         client, self._client = self._client, None
         if client is not None:
             client.close()

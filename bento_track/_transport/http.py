@@ -59,6 +59,8 @@ def headers(config: Config) -> dict[str, str]:
 
 
 def timeout(config: Config) -> httpx.Timeout:
+    """The `httpx.Timeout` for `config`: `connect_timeout` to connect and to
+    wait for a pooled connection, `read_timeout` to read and to write."""
     return httpx.Timeout(
         connect=config.connect_timeout,
         read=config.read_timeout,
@@ -108,6 +110,8 @@ def backoff_delay(
 
 
 def redacted_body(text: str, config: Config | None) -> str:
+    """A response body fit for an error message: `config`'s secrets redacted,
+    cut to `MAX_ERROR_BODY` characters (marked "...(truncated)")."""
     if config is not None:
         text = config.redact(text)
     if len(text) > MAX_ERROR_BODY:

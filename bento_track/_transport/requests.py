@@ -135,6 +135,8 @@ def subscriber_dict(item: object, index: int) -> dict[str, Any]:
 
 
 def email_dict(item: Email | Mapping[str, Any], index: int) -> dict[str, Any]:
+    """Bento's JSON for one email; a mapping is validated like
+    `Email.from_mapping`. Raises `InvalidEventError` naming `emails[index]`."""
     if isinstance(item, Email):
         return item.to_dict()
     if not isinstance(item, Mapping):
@@ -149,6 +151,9 @@ def email_dict(item: Email | Mapping[str, Any], index: int) -> dict[str, Any]:
 
 
 def command_dict(item: Command | Mapping[str, Any], index: int) -> dict[str, Any]:
+    """Bento's JSON for one command; a mapping's `command`, `email` and
+    `query` are validated by `Command`. Raises `InvalidEventError` naming
+    `commands[index]`."""
     if isinstance(item, Command):
         return item.to_dict()
     if not isinstance(item, Mapping):
@@ -197,6 +202,8 @@ def split(
 
 
 def events(items: Iterable[Event | Mapping[str, Any]]) -> list[Request]:
+    """`/batch/events` requests of at most `MAX_EVENTS` events each (none for
+    no items); every item is validated first (see `event_dict`)."""
     return split(EVENTS_PATH, "events", items, event_dict, MAX_EVENTS)
 
 
@@ -208,40 +215,58 @@ def events_body(body: bytes) -> Request:
 
 
 def subscribers(items: Iterable[Any]) -> list[Request]:
+    """`/batch/subscribers` requests of at most `MAX_SUBSCRIBERS` rows each;
+    every item is validated first (see `subscriber_dict`)."""
     return split(
         SUBSCRIBERS_PATH, "subscribers", items, subscriber_dict, MAX_SUBSCRIBERS
     )
 
 
 def emails(items: Iterable[Email | Mapping[str, Any]]) -> list[Request]:
+    """`/batch/emails` requests of at most `MAX_EMAILS` emails each; every
+    item is validated first (see `email_dict`)."""
     return split(EMAILS_PATH, "emails", items, email_dict, MAX_EMAILS)
 
 
 def commands(items: Iterable[Command | Mapping[str, Any]]) -> list[Request]:
+    """`/fetch/commands` requests (body key `command`) of at most
+    `MAX_COMMANDS` commands each; every item is validated first."""
     return split(COMMANDS_PATH, "command", items, command_dict, MAX_COMMANDS)
 
 
 def get_tags() -> Request:
+    """`GET /fetch/tags`: every tag of the site."""
     return Request("GET", TAGS_PATH)
 
 
 def create_tag(name: str) -> Request:
+    """`POST /fetch/tags` creating the tag `name` (stripped). Raises
+    `InvalidEventError` for a name that is not a non-blank string."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidEventError("tag name must be a non-empty string", field="name")
     return Request("POST", TAGS_PATH, dumps({"tag": {"name": name.strip()}}))
 
 
 def get_fields() -> Request:
+    """`GET /fetch/fields`: every custom field of the site."""
     return Request("GET", FIELDS_PATH)
 
 
 def create_field(key: str) -> Request:
+    """`POST /fetch/fields` creating the custom field `key` (stripped).
+    Raises `InvalidEventError` for a key that is not a non-blank string."""
     if not isinstance(key, str) or not key.strip():
         raise InvalidEventError("field key must be a non-empty string", field="key")
     return Request("POST", FIELDS_PATH, dumps({"field": {"key": key.strip()}}))
 
 
 def get_subscriber(email: str | None, uuid: str | None) -> Request:
+    """`GET /fetch/subscribers` for one subscriber, by email or by uuid.
+
+    Raises:
+        InvalidEventError: neither or both given, a malformed email, or a
+            blank uuid.
+    """
     if (email is None) == (uuid is None):
         raise InvalidEventError(
             "pass exactly one of email=... or uuid=...", field="email"
@@ -256,6 +281,8 @@ def get_subscriber(email: str | None, uuid: str | None) -> Request:
 
 
 def create_subscriber(email: str) -> Request:
+    """`POST /fetch/subscribers` creating a subscriber for `email`. Raises
+    `InvalidEventError` for a malformed address."""
     body = dumps({"subscriber": {"email": validate_email(email)}})
     return Request("POST", SUBSCRIBER_PATH, body)
 
@@ -308,18 +335,24 @@ def _items(doc: object) -> list[Any]:
 
 
 def parse_batch(doc: object) -> BatchResult:
+    """The counts from a batch endpoint's answer (see `BatchResult.from_json`)."""
     return BatchResult.from_json(doc)
 
 
 def parse_commands(doc: object) -> CommandResult:
+    """The counts from `/fetch/commands`'s answer."""
     return CommandResult.from_json(doc)
 
 
 def parse_tags(doc: object) -> list[Tag]:
+    """The tags in a `{"data": ...}` answer (a list or a single resource);
+    an answer without data gives an empty list."""
     return [Tag.from_json(item) for item in _items(doc)]
 
 
 def parse_fields(doc: object) -> list[Field]:
+    """The custom fields in a `{"data": ...}` answer (a list or a single
+    resource); an answer without data gives an empty list."""
     return [Field.from_json(item) for item in _items(doc)]
 
 
@@ -333,6 +366,8 @@ def parse_created_tag(doc: object, name: str) -> Tag:
 
 
 def parse_created_field(doc: object, key: str) -> Field:
+    """The created field; some versions answer with the full list, so pick by
+    key (the first one, or a bare `Field` with no id, if none matches)."""
     fields = parse_fields(doc)
     for item in fields:
         if item.key == key.strip():
@@ -341,10 +376,14 @@ def parse_created_field(doc: object, key: str) -> Field:
 
 
 def parse_subscriber(doc: object) -> Subscriber | None:
+    """The subscriber in a `/fetch/subscribers` answer, or None if Bento has
+    no such subscriber (no data)."""
     return Subscriber.from_json(doc)
 
 
 def parse_valid(doc: object) -> bool:
+    """Whether `/experimental/validation` judged the address valid: true only
+    for an explicit `"valid": true`."""
     return isinstance(doc, Mapping) and doc.get("valid") is True
 
 

@@ -139,6 +139,8 @@ def _json_object(raw: str, option: str) -> dict[str, Any]:
 
 
 def cmd_tags(args: argparse.Namespace) -> int:
+    """`bento-track tags`: print each tag's id and name, or with `--create`
+    create one and say whether it already existed. Returns the exit status."""
     name = None
     if args.create is not None:
         # Checked here, before any request: an empty name used to fall through
@@ -169,6 +171,9 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 
 def cmd_send_event(args: argparse.Namespace) -> int:
+    """`bento-track send-event`: validate and send one event in a batch
+    request; the exit status is 1 if Bento reports it failed. A malformed
+    event or `--details` raises a usage error before anything is sent."""
     from ..events import Event
 
     # `is not None`: `--details ''` is a mistake to report, not "no details".
@@ -190,6 +195,8 @@ def cmd_send_event(args: argparse.Namespace) -> int:
 
 
 def cmd_send_email(args: argparse.Namespace) -> int:
+    """`bento-track send-email`: send one email (with `--var` personalization)
+    and print how many Bento queued. Returns the exit status."""
     from ..models import Email
 
     email = Email(
@@ -207,6 +214,8 @@ def cmd_send_email(args: argparse.Namespace) -> int:
 
 
 def cmd_import_subscribers(args: argparse.Namespace) -> int:
+    """`bento-track import-subscribers`: import a CSV file (see `import_csv`);
+    the exit status is 1 if any row was skipped, unsent or failed."""
     from .csv_import import import_csv
 
     with _api(args) as api:
@@ -217,6 +226,7 @@ def cmd_import_subscribers(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """`bento-track demo`: check `--events` (0-10000), then `run_demo`."""
     from .demo import run_demo
 
     if not 0 <= args.events <= 10_000:
@@ -227,6 +237,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
+    """`bento-track emulator`: run the local server until stopped. A server
+    that cannot start (port in use) gives exit status 1, not uvicorn's own."""
     from ..emulator.cli import run
 
     if not 0 <= args.port <= 65535:
@@ -242,6 +254,8 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `bento-track` argument parser: one subcommand each, whose `func`
+    default is the `cmd_*` function that runs it."""
     parser = argparse.ArgumentParser(
         prog="bento-track",
         description="Bento events from Python apps: tools and a local Bento emulator.",
@@ -357,6 +371,10 @@ def _error(args: argparse.Namespace, exc: BaseException, status: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line (`argv`, default `sys.argv[1:]`) and return the
+    exit status: the library's usage errors give 2, other Bento and OS errors
+    1, each as one redacted line on stderr. argparse's own usage errors and
+    `--help` exit via `SystemExit`."""
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse's own usage errors exit 2 here
     try:

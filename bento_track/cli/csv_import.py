@@ -30,6 +30,14 @@ class _Importer(Protocol):
 
 @dataclass
 class ImportSummary:
+    """The tally of one `import_csv` run, filled in as it goes.
+
+    Attributes:
+        rows: data rows read from the file (the header not counted).
+        accepted, failed: what Bento reported for the rows it was sent.
+        requests: requests that Bento answered.
+    """
+
     rows: int = 0
     accepted: int = 0
     failed: int = 0
@@ -41,6 +49,7 @@ class ImportSummary:
 
     @property
     def ok(self) -> bool:
+        """True when every row was valid, sent, and accepted by Bento."""
         return not self.bad_rows and self.failed == 0 and self.unsent == 0
 
 
@@ -165,6 +174,15 @@ def import_csv(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> ImportSummary:
+    """Import the subscribers in the CSV file at `path` through `api`, in
+    requests of `batch_size` rows, reporting progress and skipped rows on `err`
+    and a one-line summary on `out`; return the summary.
+
+    Raises:
+        ConfigurationError: a `batch_size` outside 1-1000, or a file
+            `read_file` refuses; nothing is sent then. A request Bento refuses
+            (`APIError`) is counted in `unsent` and the import goes on.
+    """
     # Looked up per call, not bound as defaults at import: sys.stdout may be
     # replaced later (pytest's capture, a caller's redirect_stdout).
     out = sys.stdout if out is None else out

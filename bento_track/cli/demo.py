@@ -161,6 +161,10 @@ def _print_events(events: list[dict[str, Any]], per_type: int = 3) -> None:
 
 
 def run_demo(*, use_emulator: bool = False, events: int = 25) -> int:
+    """Run the demo: track `events` events from threads through a `Client`,
+    call the everyday `BentoAPI` methods, then print what the emulator got.
+    Sends to the emulator unless Bento credentials are set and `use_emulator`
+    is false (see `choose_target`). Returns the exit status."""
     from .. import events as ev
     from ..api import BentoAPI
     from ..client import Client

@@ -69,24 +69,32 @@ def _error(status: int, message: str) -> Response:
 
 
 async def batch_events(call: Call) -> Response:
+    """`POST /batch/events`: validate the events (400 for any bad one, or a
+    test's rejection), store them and update their subscribers; 200 with
+    the count."""
     events = validate_events(call.body, call.state.faults.rejected)
     call.state.store.add_events(events, call.seq)
     return _json(200, {"results": len(events), "failed": 0})
 
 
 async def batch_subscribers(call: Call) -> Response:
+    """`POST /batch/subscribers`: validate the rows, create or update the
+    subscribers; 200 with the count."""
     rows = validate_subscribers(call.body)
     call.state.store.upsert_subscribers(rows)
     return _json(200, {"results": len(rows), "failed": 0})
 
 
 async def batch_emails(call: Call) -> Response:
+    """`POST /batch/emails`: validate the emails (422 for an author the
+    account does not have) and store them; 200 with the count."""
     emails = validate_emails(call.body, call.state.settings.author_allowed)
     call.state.store.add_emails(emails, call.seq)
     return _json(200, {"results": len(emails)})
 
 
 async def get_tags(call: Call) -> Response:
+    """`GET /fetch/tags`: every tag, as JSON:API resources."""
     return _json(200, {"data": call.state.store.tags(call.state.settings.site_uuid)})
 
 
@@ -102,21 +110,28 @@ def _named(call: Call, outer: str, inner: str) -> str:
 
 
 async def create_tag(call: Call) -> Response:
+    """`POST /fetch/tags`: create the tag (400 for a blank name); 201 with
+    it, the existing one if the name is taken."""
     name = _named(call, "tag", "name")
     tag = call.state.store.create_tag(name, call.state.settings.site_uuid)
     return _json(201, {"data": tag})
 
 
 async def get_fields(call: Call) -> Response:
+    """`GET /fetch/fields`: every custom field, as JSON:API resources."""
     return _json(200, {"data": call.state.store.fields()})
 
 
 async def create_field(call: Call) -> Response:
+    """`POST /fetch/fields`: create the custom field (400 for a blank key);
+    201 with it, the existing one if the key is taken."""
     key = _named(call, "field", "key")
     return _json(201, {"data": call.state.store.create_field(key)})
 
 
 async def get_subscriber(call: Call) -> Response:
+    """`GET /fetch/subscribers?email=...` (or `uuid=`): 200 with the
+    subscriber, `data: null` if unknown; 400 with neither parameter."""
     params = call.request.query_params
     email, uuid = params.get("email"), params.get("uuid")
     if email:
@@ -129,6 +144,8 @@ async def get_subscriber(call: Call) -> Response:
 
 
 async def create_subscriber(call: Call) -> Response:
+    """`POST /fetch/subscribers`: create the subscriber (400 for a blank or
+    malformed email); 201 with it, the existing one if already there."""
     email = _named(call, "subscriber", "email")
     if not is_email(email):
         raise BodyError(
@@ -138,17 +155,23 @@ async def create_subscriber(call: Call) -> Response:
 
 
 async def commands(call: Call) -> Response:
+    """`POST /fetch/commands`: validate the commands, log them and apply
+    them to the subscribers; 200 with the count."""
     items = validate_commands(call.body)
     call.state.store.add_commands(items, call.seq)
     return _json(200, {"results": len(items)})
 
 
 async def validation(call: Call) -> Response:
+    """`POST /experimental/validation`: whether the email (query parameter,
+    else body) is well formed, as `{"valid": bool}`."""
     email = call.request.query_params.get("email") or call.body.get("email")
     return _json(200, {"valid": is_email(email)})
 
 
 async def site_stats(call: Call) -> Response:
+    """`GET /stats/site`: counts of subscribers, subscribed and
+    unsubscribed."""
     people = call.state.store.list("subscribers")
     out = sum(1 for p in people if p.get("unsubscribed_at"))
     return _json(

@@ -42,6 +42,7 @@ class Fault:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The rule's attributes as a JSON-ready dict (for the inspection API)."""
         return asdict(self)
 
 
@@ -53,6 +54,8 @@ class RejectRule:
     type: str | None = None
 
     def matches(self, event: Any) -> bool:
+        """Whether `event` (a parsed event object) has this rule's email
+        (compared case-insensitively) and type; a non-dict never matches."""
         if not isinstance(event, dict):
             return False
         if self.email is not None and not (
@@ -72,11 +75,15 @@ class FaultQueue:
         self._rejects: list[RejectRule] = []
 
     def add(self, fault: Fault) -> None:
+        """Queue `fault` after those already queued; one applying to no
+        request (`remaining` <= 0) is ignored."""
         if fault.remaining > 0:
             with self._lock:
                 self._queue.append(fault)
 
     def add_reject(self, rule: RejectRule) -> None:
+        """Add a standing reject rule, kept until `clear`. Raises `ValueError`
+        for a rule with neither email nor type."""
         if rule.email is None and rule.type is None:
             raise ValueError("a reject rule needs an email or a type")
         with self._lock:
@@ -104,11 +111,14 @@ class FaultQueue:
         return [i for i, e in enumerate(events) if any(r.matches(e) for r in rules)]
 
     def clear(self) -> None:
+        """Drop every queued fault and every reject rule."""
         with self._lock:
             self._queue.clear()
             self._rejects.clear()
 
     def snapshot(self) -> dict[str, Any]:
+        """The queued faults (`"queue"`, next first) and the reject rules
+        (`"reject"`), as JSON-ready dicts."""
         with self._lock:
             return {
                 "queue": [f.to_dict() for f in self._queue],

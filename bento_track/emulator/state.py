@@ -49,6 +49,8 @@ class RequestLog:
             self._entries[seq] = entry
 
     def entries(self) -> list[dict[str, Any]]:
+        """The answered requests in arrival order, each a dict of `id`,
+        `method`, `path`, `status`, `time` and `count` (see `record`)."""
         with self._lock:
             return [self._entries[k] for k in sorted(self._entries)]
 
@@ -58,6 +60,7 @@ class RequestLog:
             return dict(Counter(str(e["status"]) for e in self._entries.values()))
 
     def clear(self) -> None:
+        """Forget every logged request (sequence numbers keep counting)."""
         with self._lock:
             self._entries.clear()
 

@@ -77,6 +77,7 @@ class Store:
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
+        """Close the database; the store is unusable afterwards."""
         with self._lock:
             self._db.close()
 
@@ -128,6 +129,8 @@ class Store:
             self._save(db, people.values(), seen_tags)
 
     def add_emails(self, emails: list[dict[str, Any]], request_id: int) -> None:
+        """Log accepted emails, tagged with the request they came in; nothing
+        is sent."""
         with self._tx() as db:
             self._append(db, "emails", emails, request_id)
 
@@ -256,6 +259,8 @@ class Store:
             self._save(db, people.values())
 
     def create_subscriber(self, email: str) -> dict[str, Any]:
+        """Create a subscriber for `email` unless one exists; return it as
+        `find_subscriber` shows it."""
         with self._tx() as db:
             people = self._load(db, [email])
             self._person(people, email)
@@ -305,6 +310,7 @@ class Store:
     # -- tags and fields ---------------------------------------------------------
 
     def create_tag(self, name: str, site_id: str) -> dict[str, Any]:
+        """Create the tag `name` unless it exists; return it as `tags` shows it."""
         with self._tx() as db:
             db.execute(
                 "INSERT OR IGNORE INTO tags (name, created_at) VALUES (?, ?)",
@@ -313,6 +319,7 @@ class Store:
         return next(t for t in self.tags(site_id) if t["attributes"]["name"] == name)
 
     def tags(self, site_id: str) -> list[dict[str, Any]]:
+        """Every tag, oldest first, as `/fetch/tags` resources naming `site_id`."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, name, created_at FROM tags ORDER BY id"
@@ -332,6 +339,8 @@ class Store:
         ]
 
     def create_field(self, key: str) -> dict[str, Any]:
+        """Create the custom field `key` (its name: `key` in title case)
+        unless it exists; return it as `fields` shows it."""
         name = key.replace("_", " ").strip().title() or key
         with self._tx() as db:
             db.execute(
@@ -341,6 +350,7 @@ class Store:
         return next(f for f in self.fields() if f["attributes"]["key"] == key)
 
     def fields(self) -> list[dict[str, Any]]:
+        """Every custom field, oldest first, as `/fetch/fields` resources."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, key, name, created_at FROM fields ORDER BY id"
@@ -395,6 +405,8 @@ class Store:
         ]
 
     def count(self, kind: str) -> int:
+        """How many records of `kind` (one of `KINDS`) are held; `KeyError`
+        for any other kind."""
         if kind not in KINDS:
             raise KeyError(kind)
         with self._lock:

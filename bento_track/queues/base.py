@@ -252,7 +252,10 @@ class Store(Protocol):
         capture-time `max_queue_size` bound counts besides the inbox)."""
         ...
 
-    def stats(self) -> StoreStats: ...
+    def stats(self) -> StoreStats:
+        """The store's figures for an operator (see `StoreStats`); in a shared
+        store they cover every process."""
+        ...
 
     def after_fork(self) -> None:
         """In a forked child: forget what belongs to the parent (its handles,

@@ -30,6 +30,10 @@ class BentoTrackConfig(AppConfig):  # type: ignore[misc]
     default = True
 
     def ready(self) -> None:
+        """Called by Django at startup: read `BENTO_TRACK`, configure the
+        default client, connect the auth signals if asked, and register the
+        middleware-order check. Raises `ImproperlyConfigured` for bad
+        settings."""
         options = load_options()
         if options.client:
             configure_client(options.client)

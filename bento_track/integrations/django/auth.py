@@ -34,6 +34,9 @@ def _valid(email: object) -> str | None:
 
 
 def on_logged_in(sender: Any, request: Any = None, user: Any = None, **_: Any) -> None:
+    """`user_logged_in` receiver: track `user.logged_in` for the user's email
+    and identify the rest of the request as them; a user without a valid
+    email is skipped."""
     email = _valid(email_of_user(user))
     if email is None:
         return
@@ -43,6 +46,8 @@ def on_logged_in(sender: Any, request: Any = None, user: Any = None, **_: Any) -
 
 
 def on_logged_out(sender: Any, request: Any = None, user: Any = None, **_: Any) -> None:
+    """`user_logged_out` receiver: track `user.logged_out` for the email of
+    the user who logged out (none for an anonymous user or no valid email)."""
     email = _valid(email_of_user(user))
     if email is not None:
         capture_event(None, LOGGED_OUT, email=email, where=WHERE)
@@ -51,6 +56,9 @@ def on_logged_out(sender: Any, request: Any = None, user: Any = None, **_: Any) 
 def on_login_failed(
     sender: Any, credentials: Any = None, request: Any = None, **_: Any
 ) -> None:
+    """`user_login_failed` receiver: track `user.login_failed` for the first
+    valid email among the `email`, `USERNAME_FIELD` and `username`
+    credentials; nothing when none is an email."""
     if not isinstance(credentials, dict):
         return
     from django.contrib.auth import get_user_model
@@ -84,6 +92,7 @@ def connect() -> None:
 
 
 def disconnect() -> None:
+    """Disconnect the receivers `connect` added (harmless if not connected)."""
     from django.contrib.auth.signals import (
         user_logged_in,
         user_logged_out,
