@@ -72,7 +72,7 @@ DEFAULT_SOCKET_TIMEOUT = 2.0
 _HEALTH_CHECK_INTERVAL = 10
 #: the breaker's first and longest pause after a failed call (real seconds)
 _BREAKER_FIRST = 0.25
-_BREAKER_MAX = 5.0
+_BREAKER_MAX = 3.0
 #: a write whose answer was lost waits this long (real seconds) to be sent
 #: again with its sequence number before it goes to the fallback instead
 _LIMBO_MAX_AGE = 30.0

@@ -159,10 +159,10 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def start_script(
-    source: str, *args: object, new_group: bool = False, **env: str
+    source: str, *args: object, process_group: int | None = None, **env: str
 ) -> subprocess.Popen[str]:
-    """`source` in a fresh interpreter; with `new_group`, in a process group of
-    its own (a simulated host that a test can signal as a whole)."""
+    """`source` in a fresh interpreter; with `process_group` (0: a new one),
+    in that process group (a simulated host a test can signal as a whole)."""
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(source), *map(str, args)],
         stdin=subprocess.PIPE,
@@ -171,7 +171,7 @@ def start_script(
         text=True,
         env=child_env(**env),
         cwd=ROOT,
-        start_new_session=new_group,
+        process_group=process_group,
     )
 
 

@@ -1,0 +1,123 @@
+"""gunicorn `--preload -w 4` with the client made in the master and one Redis
+store: every worker's events are delivered, and SIGTERM loses none. Real
+gunicorn, real HTTP to its workers, the emulator over loopback."""
+
+from __future__ import annotations
+
+import collections
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import httpx
+import pytest
+
+from .conftest import ROOT, child_env, free_port, wait_until
+
+pytest.importorskip("gunicorn", reason="the dev extra installs gunicorn")
+
+APP = """
+import json, os, bento_track
+
+# Made in the master (--preload): each forked worker gets its own delivery
+# thread, its own connection to Redis and its own name in the group.
+client = bento_track.Client(
+    store=os.environ["TEST_STORE"], **json.loads(os.environ["TEST_KWARGS"])
+)
+
+
+def app(environ, start_response):
+    seq = int(environ["QUERY_STRING"].partition("=")[2])
+    client.track("page.view", email="g@example.com",
+                 details={"seq": seq, "pid": os.getpid()})
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"""
+
+
+def test_preloaded_gunicorn_workers_deliver_everything_and_sigterm_loses_none(
+    emulator, redis_url, redis_server, tmp_path
+) -> None:
+    emulator.inspect.set_rate_limit(1000, 1.0)
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+    port = free_port()
+    env = child_env()
+    env["TEST_STORE"] = redis_url
+    # A long flush interval: the events wait in Redis until SIGTERM.
+    env["TEST_KWARGS"] = json.dumps(
+        dict(
+            emulator.client_kwargs(),
+            requests_per_minute=1000,
+            rate_window=1.0,
+            flush_interval=3600.0,
+            shutdown_timeout=5.0,
+        )
+    )
+    env["PYTHONPATH"] = f"{ROOT}:{tmp_path}"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--preload",
+            "-w",
+            "4",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--graceful-timeout",
+            "20",
+            "app:app",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/?seq=-1").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, 30)
+        pids: collections.Counter[str] = collections.Counter()
+        lock = threading.Lock()
+
+        def hit(first: int) -> None:
+            with httpx.Client() as http:
+                for seq in range(first, first + 50):
+                    pid = http.get(f"http://127.0.0.1:{port}/?seq={seq}").text
+                    with lock:
+                        pids[pid] += 1
+
+        threads = [threading.Thread(target=hit, args=(t * 50,)) for t in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert sum(pids.values()) == 400
+        assert len(pids) == 4, pids  # every worker served (and tracked)
+        db = redis_server.client()
+        namespace = redis_url.partition("namespace=")[2]
+        wait_until(lambda: int(db.hget(f"bt:{{{namespace}}}:tot", "n") or 0) == 401)
+        db.close()
+        assert emulator.inspect.events() == []  # still waiting in Redis
+        server.send_signal(signal.SIGTERM)
+        out, _ = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    events = emulator.inspect.events()
+    seqs = collections.Counter(e["details"]["seq"] for e in events)
+    assert sorted(seqs) == [-1, *range(400)], out
+    assert set(seqs.values()) == {1}  # each once
+    by_worker = collections.Counter(str(e["details"]["pid"]) for e in events)
+    assert set(pids) <= set(by_worker)
+    assert "undelivered" not in out
