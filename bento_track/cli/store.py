@@ -1,12 +1,14 @@
 """`bento-track store URL`: what a durable store holds, for an operator.
 
     bento-track store sqlite:////var/lib/app/bento.db [--json]
+    bento-track store redis://host:6379/0[?namespace=NAME] [--json]
 
 Prints the events waiting (and the oldest one's age), the bytes against the
 bound, the leases held and by which processes, the shared request budget
 spent in the current window, a 429 pause, and the counters of events taken
-over from dead processes and dropped by the bound. It opens the file
-read-only: it never creates a store, delivers, or takes a lease.
+over from dead processes and dropped by the bound. It only reads: it never
+creates a store, delivers, or takes a lease (a SQLite file is opened
+read-only; on Redis it runs a read-only script).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..queues.sqlite import read_stats
+from ..queues.sqlite import DEFAULT_MAX_STORE_BYTES, read_stats
 from ..queues.url import sqlite_path
 
 __all__ = ["add_store_command", "cmd_store", "describe"]
@@ -32,7 +34,11 @@ def add_store_command(sub: Any) -> None:
     p = sub.add_parser(
         "store", help="show a durable store: depth, oldest age, leases, budget"
     )
-    p.add_argument("url", help="the store, e.g. sqlite:////var/lib/app/bento.db")
+    p.add_argument(
+        "url",
+        help="the store, e.g. sqlite:////var/lib/app/bento.db or "
+        "redis://host:6379/0?namespace=bento",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=cmd_store)
 
@@ -41,8 +47,13 @@ def describe(url: str) -> dict[str, Any]:
     """The store's figures and its leases, read without writing anything.
 
     Raises:
-        ConfigurationError: not a store URL, no such file, or not a store.
+        ConfigurationError: not a store URL, no such file, or not a store;
+            a Redis that cannot be reached or holds no store there.
     """
+    if url.strip().startswith(("redis://", "rediss://")):
+        from ..queues.redis import describe_redis
+
+        return describe_redis(url.strip(), max_bytes=DEFAULT_MAX_STORE_BYTES)
     path, _ = sqlite_path(url.strip())
     if not os.path.isfile(path):
         raise ConfigurationError(f"no store at {path}")
@@ -95,21 +106,36 @@ def cmd_store(args: argparse.Namespace) -> int:
         + dt.datetime.fromtimestamp(paused, dt.timezone.utc).strftime("%H:%M:%S UTC")
         + " (429)"
     )
-    lines = [
-        f"store      {info['location']} (schema {info['schema_version']})",
-        f"events     {info['depth']:,} ({oldest})",
-        f"bytes      {_size(info['nbytes'])} of {_size(info['max_bytes'])}",
-        f"leases     {info['leases']} holding {info['leased']:,} events",
-    ]
-    for lease in info["lease_list"]:
-        lines.append(
-            f"           {lease['events']:,} events by pid {lease['pid']} on "
-            f"{lease['host']}, expires in {lease['expires_in']:.0f} s"
-        )
+    if info["kind"] == "redis":
+        lines = [
+            f"store      {info['location']} (Redis, namespace {info['namespace']})",
+            f"events     {info['depth']:,} ({oldest})",
+            f"bytes      {_size(info['nbytes'])} of {_size(info['max_bytes'])}",
+            f"pending    {info['leased']:,} events held by {info['leases']} "
+            f"processes (taken over after {info['visibility_timeout']:g} s quiet)",
+        ]
+        for held in info["lease_list"]:
+            lines.append(
+                f"           {held['events']:,} events by pid {held['pid']} on "
+                f"{held['host']}, quiet for {held['idle']:.1f} s"
+            )
+    else:
+        lines = [
+            f"store      {info['location']} (schema {info['schema_version']})",
+            f"events     {info['depth']:,} ({oldest})",
+            f"bytes      {_size(info['nbytes'])} of {_size(info['max_bytes'])}",
+            f"leases     {info['leases']} holding {info['leased']:,} events",
+        ]
+        for lease in info["lease_list"]:
+            lines.append(
+                f"           {lease['events']:,} events by pid {lease['pid']} on "
+                f"{lease['host']}, expires in {lease['expires_in']:.0f} s"
+            )
+    seen = "seen in the last minute" if info["kind"] == "redis" else "registered"
     lines += [
         f"budget     {info['budget_used']} of {info['budget_limit']} requests in "
         f"the current {info['budget_window']:g} s window; {pause}",
-        f"processes  {info['processes']} registered",
+        f"processes  {info['processes']} {seen}",
         f"reclaimed  {info['reclaimed']:,} events taken over from dead processes",
         f"dropped    {info['dropped']:,} events (store full)",
     ]

@@ -42,7 +42,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -1014,4 +1014,70 @@ def open_redis_store(url: str, *, max_bytes: int) -> RedisStore:
         fallback=fallback,
         host=host,
         location=redacted(url),
+    )
+
+
+def describe_redis(url: str, *, max_bytes: int) -> dict[str, Any]:
+    """A Redis store's figures and the chunks each process holds, read
+    without writing anything (for `bento-track store URL`).
+
+    Raises:
+        ConfigurationError: not a usable URL, Redis cannot be reached, or
+            no store in that namespace.
+    """
+    store = open_redis_store(_without(url, "fallback"), max_bytes=max_bytes)
+    errors = store._redis_module.exceptions
+    k = store.keys
+    try:
+        client = store._redis()
+        if not client.exists(k.tot, k.q):
+            raise ConfigurationError(
+                f"no store in namespace {store.namespace!r} at {store.location}"
+            )
+        raw = store._scripts["STATS"](
+            keys=[k.q, k.tot, k.log, k.fly, k.pause, k.procs], args=[], client=client
+        )
+        holders = []
+        consumers = client.xinfo_consumers(k.q, "ship") if client.exists(k.q) else []
+        for consumer in consumers:
+            if not consumer["pending"]:
+                continue
+            name = _text(consumer["name"])
+            pending = client.xpending_range(k.q, "ship", "-", "+", 10_000, name)
+            pipe = client.pipeline(transaction=False)
+            for entry in pending:
+                pipe.xrange(k.q, entry["message_id"], entry["message_id"])
+            events = sum(int(found[0][1][b"n"]) for found in pipe.execute() if found)
+            host, _, rest = name.partition(":")
+            holders.append(
+                {
+                    "consumer": name,
+                    "host": host,
+                    "pid": int(rest.partition(":")[0] or 0),
+                    "chunks": int(consumer["pending"]),
+                    "events": events,
+                    "idle": round(int(consumer["idle"]) / 1000.0, 1),
+                }
+            )
+    except errors.RedisError as exc:
+        raise ConfigurationError(
+            f"cannot read the Redis store {store.location}: {exc}"
+        ) from None
+    finally:
+        if store._client is not None:
+            store._client.close()
+    stats = stats_from(raw, store.location, max_bytes, RedisStore.time_offset(raw))
+    return {
+        **asdict(stats),
+        "namespace": store.namespace,
+        "visibility_timeout": store.visibility_timeout,
+        "lease_list": holders,
+    }
+
+
+def _without(url: str, option: str) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(
+        parts._replace(query=urlencode([(k, v) for k, v in query if k != option]))
     )
