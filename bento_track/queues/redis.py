@@ -42,6 +42,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -936,11 +937,17 @@ def stats_from(
     )
 
 
-def open_redis_store(url: str, *, max_bytes: int) -> RedisStore:
+def open_redis_store(
+    url: str,
+    *,
+    max_bytes: int,
+    open_local: Callable[..., Store] | None = None,
+) -> RedisStore:
     """The Redis store `url` names (no I/O: Redis may be down now; the
     store waits for it). Options in the query string: `namespace`,
-    `visibility_timeout`, `fallback` (`memory` or a `sqlite:///` URL), `host`;
-    any other is redis-py's (`socket_timeout=`, `ssl_cert_reqs=`, ...).
+    `visibility_timeout`, `fallback` (`memory` or a `sqlite:///` URL, opened
+    by `open_local`, `url.open_store`), `host`; any other is redis-py's
+    (`socket_timeout=`, `ssl_cert_reqs=`, ...).
 
     Raises:
         ConfigurationError: redis-py is missing, an option is malformed, or
@@ -1003,9 +1010,11 @@ def open_redis_store(url: str, *, max_bytes: int) -> RedisStore:
                 f"store: fallback must be 'memory' or 'sqlite:///PATH', not {spec!r}",
                 setting="store",
             )
-        from .url import open_store
-
-        fallback = open_store(spec, max_bytes=max_bytes)
+        if open_local is None:
+            raise ConfigurationError(
+                "store: no way to open the fallback here", setting="store"
+            )
+        fallback = open_local(spec, max_bytes=max_bytes)
     return RedisStore(
         server,
         max_bytes=max_bytes,

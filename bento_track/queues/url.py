@@ -67,7 +67,7 @@ def open_store(spec: str | Store, *, max_bytes: int) -> Store:
     if url.startswith(("redis://", "rediss://")):
         from .redis import open_redis_store
 
-        return open_redis_store(url, max_bytes=max_bytes)
+        return open_redis_store(url, max_bytes=max_bytes, open_local=open_store)
     path, options = sqlite_path(url)
     lease_timeout = DEFAULT_LEASE_TIMEOUT
     for key, value in options.items():
