@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 
-from .conftest import last_json, max_in_window, posts, seqs, start_script
+from .conftest import last_json, max_in_window, posts, seqs, start_script, wait_until
 
 OUTAGE = 5.0
 
@@ -124,3 +124,48 @@ def test_redis_stopped_under_load_blocks_no_track_and_loses_nothing(
     assert not during  # no shared budget, no request
     assert emulator.inspect.request_counts().get("429") is None
     assert busiest <= limit
+
+
+LEAVE = """
+import json, sys, bento_track
+client = bento_track.Client(store=sys.argv[1], **json.loads(sys.argv[2]))
+for i in range(300):
+    client.track("a", email="left@example.com", details={"seq": i})
+print(json.dumps({"left": client.shutdown()}))
+"""
+
+STAY = """
+import json, sys, bento_track
+client = bento_track.Client(store=sys.argv[1], **json.loads(sys.argv[2]))
+sys.stdin.readline()  # delivers in the background until told to stop
+print(json.dumps({"left": client.shutdown(), "sent": client.stats().sent}))
+"""
+
+
+def test_with_redis_down_a_sqlite_fallback_keeps_events_for_the_next_process(
+    emulator, own_redis, tmp_path
+) -> None:
+    emulator.inspect.set_rate_limit(1000, 1.0)
+    kwargs = dict(
+        emulator.client_kwargs(),
+        requests_per_minute=1000,
+        rate_window=1.0,
+        flush_interval=0.1,
+        shutdown_timeout=1.0,
+    )
+    own_redis.kill()  # Redis is down from the start
+    url = own_redis.url(fallback=f"sqlite:///{tmp_path}/fallback.db")
+    with start_script(LEAVE, url, json.dumps(kwargs)) as child:
+        out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert last_json(out)["left"] == 300  # nothing sent without the budget
+    assert "wait in the store" in err and not posts(emulator)
+    own_redis.start()  # back (empty): a new process moves the events over
+    with start_script(STAY, url, json.dumps(kwargs)) as child:
+        try:
+            wait_until(lambda: len(set(seqs(emulator))) == 300, 30)
+        finally:
+            out, err = child.communicate("stop\n", timeout=60)
+    assert child.returncode == 0, err
+    assert last_json(out) == {"left": 0, "sent": 300}
+    assert sorted(seqs(emulator)) == list(range(300))  # each once
