@@ -99,10 +99,12 @@ def run(emulator: EmulatorServer, store: str) -> dict[str, Any]:
     )
     started = time.monotonic()
     children: list[subprocess.Popen[bytes]] = []
+    leader = 0
     for p in range(FLEET):
         host = p * 2 // FLEET  # two hosts: two process groups, two names
         url = store if store == "memory" else f"{store}&host=host-{host}"
-        group = 0 if p % max(1, FLEET // 2) == 0 else children[-1].pid
+        first = p % max(1, FLEET // 2) == 0
+        group = 0 if first else leader  # the host's first process leads its group
         children.append(
             subprocess.Popen(
                 [
@@ -119,6 +121,8 @@ def run(emulator: EmulatorServer, store: str) -> dict[str, Any]:
                 process_group=group,
             )
         )
+        if first:
+            leader = children[-1].pid
     for child in children:
         assert child.wait(600) == 0
     took = time.monotonic() - started
