@@ -92,6 +92,7 @@ def _size(n: float) -> str:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
+    """Print a store's figures (or one JSON object with `--json`)."""
     info = describe(args.url)
     if args.json:
         print(json.dumps(info, sort_keys=True))

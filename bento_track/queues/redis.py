@@ -319,6 +319,8 @@ class RedisStore:
     # -- configuration -----------------------------------------------------------
 
     def configure(self, policy: StorePolicy, clock: object) -> None:
+        """Take the worker's settings; the clock only reaches the fallback (the budget
+        runs on Redis's clock)."""
         self._policy = policy
         # The fallback only holds events for Redis: a budget that never binds
         # (moving events spends no request), its bounds the client's memory
@@ -345,6 +347,8 @@ class RedisStore:
     # -- writing -----------------------------------------------------------------
 
     def put(self, records: list[Record]) -> list[Record]:
+        """Write `records` to Redis (under the bound), or to the fallback while Redis is
+        out or the fallback still holds older events; return those dropped."""
         with self._lock:
             if self._pid != os.getpid():
                 self.after_fork()
@@ -518,6 +522,8 @@ class RedisStore:
     # -- claiming ------------------------------------------------------------------
 
     def claim(self, force: bool) -> Claim:
+        """A batch with its permit (the CLAIM script), or how long to wait; while Redis
+        is out, nothing (sending holds without the shared budget)."""
         policy = self._need_policy()
         with self._lock:
             if self._pid != os.getpid():
@@ -600,6 +606,7 @@ class RedisStore:
     # -- the budget -------------------------------------------------------------------
 
     def acquire(self) -> tuple[Permit | None, float]:
+        """A permit for a retry on leased events, from the shared budget."""
         policy = self._need_policy()
         with self._lock:
             if not self._usable():
@@ -629,6 +636,7 @@ class RedisStore:
             return self._permit_seq, 0.0
 
     def complete(self, permit: Permit) -> None:
+        """The request made with `permit` ended: its completion enters the log."""
         with self._lock:
             member = self._permits.pop(permit, None)
             if member is None:
@@ -642,6 +650,8 @@ class RedisStore:
                 pass
 
     def pause(self, seconds: float) -> None:
+        """Pause every process of the fleet for `seconds` (this one at once, even with
+        Redis out)."""
         with self._lock:
             self._local_pause = max(self._local_pause, time.monotonic() + seconds)
             self._push_pause()
@@ -657,6 +667,7 @@ class RedisStore:
             self._pending_ops.append(("pause", [], False))
 
     def paused_until(self) -> float | None:
+        """Epoch seconds (this host's clock) until which sending is paused, or None."""
         local = self._local_pause - time.monotonic()
         until = time.time() + local if local > 0 else None
         if not self._usable():
@@ -677,6 +688,7 @@ class RedisStore:
     # -- settling ---------------------------------------------------------------------
 
     def renew(self, lease: Lease) -> None:
+        """Reset the idle time of the lease's chunks, so nobody takes them over."""
         with self._lock:
             sids = [
                 self._chunks[h].sid
@@ -691,12 +703,15 @@ class RedisStore:
                 pass
 
     def split(self, lease: Lease) -> tuple[Lease, Lease]:
+        """Two halves, still held; a chunk they cut is settled when both are."""
         return lease.split()
 
     def ack(self, lease: Lease) -> None:
+        """Bento accepted the lease's events: delete their chunks."""
         self._settle(lease, sent=True)
 
     def reject(self, lease: Lease) -> None:
+        """Bento refused the lease's events for good: delete their chunks."""
         self._settle(lease, sent=False)
 
     def _settle(self, lease: Lease, *, sent: bool) -> None:
@@ -743,6 +758,7 @@ class RedisStore:
             self._pending_ops.pop(0)
 
     def release(self, lease: Lease) -> None:
+        """Put the lease's events back for any process to take first."""
         with self._lock:
             whole: list[str] = []
             parts: list[tuple[int, list[Record]]] = []
@@ -795,6 +811,8 @@ class RedisStore:
     # -- figures ----------------------------------------------------------------------
 
     def outstanding(self) -> int:
+        """Events this process put that are still in Redis (as last read while Redis is
+        out), in the fallback or in limbo."""
         local = self.fallback.outstanding() + self._limbo_records()
         if self._usable() and self._pid == os.getpid():
             try:
@@ -809,9 +827,15 @@ class RedisStore:
         return 0 if limbo is None or limbo.from_fallback is not None else limbo.records
 
     def memory_held(self) -> int:
+        """Events in this process's memory: the memory fallback and a write in limbo."""
         return self.fallback.memory_held() + self._limbo_records()
 
     def stats(self) -> StoreStats:
+        """The fleet's figures (one read-only script).
+
+        Raises:
+            RedisUnavailable: Redis cannot answer now.
+        """
         if not self._usable():
             raise RedisUnavailable(f"the Redis store {self.location} is unavailable")
         errors = self._redis_module.exceptions
@@ -835,6 +859,8 @@ class RedisStore:
     # -- processes --------------------------------------------------------------------
 
     def after_fork(self) -> None:
+        """In a forked child: a new name, no connection, no leases; the memory fallback
+        forgets the parent's events."""
         if self._pid == os.getpid():
             return  # renewed already (the client's fork hook, or our own check)
         # The parent's connections stay open for the parent: never closed
@@ -845,6 +871,8 @@ class RedisStore:
         self.fallback.after_fork()
 
     def close(self) -> None:
+        """Move what waits locally into Redis (if it answers), leave the group, close
+        the connections."""
         with self._lock:
             if self._pid != os.getpid():
                 return

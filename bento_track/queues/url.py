@@ -23,6 +23,7 @@ _SQLITE = "sqlite:///"
 
 
 def is_memory(spec: object) -> bool:
+    """Whether `spec` names the memory store (None, "" or "memory")."""
     return spec is None or (isinstance(spec, str) and spec.strip() in ("", "memory"))
 
 
