@@ -119,7 +119,8 @@ def test_redis_stopped_under_load_blocks_no_track_and_loses_nothing(
         f"requests in any {window:g} s (budget {limit}); "
         f"{sum(r['reclaimed'] for r in results)} reclaimed"
     )
-    assert worst < 100.0  # a call waiting on Redis would take its 2 s timeout
+    # One waiting on Redis would take its 2 s timeout; less is GIL jitter.
+    assert worst < 500.0
     assert set(counts) == want and all(n == 1 for n in counts.values())
     assert not during  # no shared budget, no request
     assert emulator.inspect.request_counts().get("429") is None
