@@ -273,9 +273,11 @@ class Worker:
             thread.start()
 
     def enqueued(self) -> int:
+        """Events this worker accepted so far (inbox included)."""
         return self.drained + self.evicted + len(self.inbox)
 
     def depth(self) -> int:
+        """Events waiting: in the inbox, held, and (durable) outstanding."""
         if self.durable:
             return len(self.inbox) + self.held + self.outstanding
         return len(self.inbox) + self.held
@@ -341,6 +343,7 @@ class Worker:
             self.drop_log.warn(reason, n, "events dropped (%s: %s)", reason, what)
 
     def count_receiver_errors(self, n: int) -> None:
+        """Add `n` receivers that raised to `stats().receiver_errors`."""
         if n:
             with self.progress:
                 self.receiver_errors += n
@@ -417,6 +420,7 @@ class Worker:
             self.sender.close()
 
     def is_alive(self) -> bool:
+        """Whether the worker thread is running."""
         return self._thread is not None and self._thread.is_alive()
 
     # -- the loop --------------------------------------------------------------
@@ -854,6 +858,7 @@ class Worker:
     # -- stats -----------------------------------------------------------------
 
     def snapshot(self) -> DeliveryStats:
+        """A `DeliveryStats` of this worker's counters and its store."""
         try:
             store: StoreStats | None = self.store.stats()
             paused = store.paused_until if store else None

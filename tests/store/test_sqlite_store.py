@@ -320,8 +320,10 @@ def test_store_urls() -> None:
         assert info.value.setting == "store"
     with pytest.raises(ConfigurationError, match="lease_timeout"):
         open_store("sqlite:///x.db?lease_timeout=0", max_bytes=2**20)
-    with pytest.raises(ConfigurationError, match="Redis"):
-        open_store("redis://localhost/0", max_bytes=2**20)
+    # A Redis URL opens a Redis store (no I/O until used; issue 13).
+    redis_store = open_store("redis://localhost/0", max_bytes=2**20)
+    assert type(redis_store).__name__ == "RedisStore"
+    redis_store.close()
 
 
 def test_client_options_and_the_environment(tmp_path, monkeypatch) -> None:
