@@ -16,19 +16,11 @@ from bento_track._delivery.clock import FakeClock
 from bento_track.events import Event
 from bento_track.queues import MemoryQueue
 
+from ..helpers import posts as _post_requests
+from ..helpers import seqs as _seqs
 from .conftest import wait_until
 
 FAST = dict(requests_per_minute=10_000, rate_window=60.0, flush_interval=0.05)
-
-
-def _seqs(emulator) -> list[int]:
-    return [e["details"]["seq"] for e in emulator.inspect.events()]
-
-
-def _post_requests(emulator) -> list[dict]:
-    return [
-        r for r in emulator.inspect.requests() if r["path"].endswith("/batch/events")
-    ]
 
 
 def test_eight_threads_deliver_each_event_once_in_bounded_batches(

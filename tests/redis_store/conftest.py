@@ -5,7 +5,6 @@ small scripts against the session's emulator; waits have deadlines."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -13,8 +12,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,17 +20,9 @@ from typing import Any
 import pytest
 import redis
 
+from ..helpers import last_json, max_in_window, posts, seqs, wait_until  # noqa: F401 (re-exported)
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll `predicate` until true; fail the test at the deadline (no bare sleep)."""
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        tick.wait(0.01)
 
 
 def free_port() -> int:
@@ -188,32 +177,6 @@ def run_script(
     )
     assert done.returncode == 0, done.stderr
     return done
-
-
-def last_json(text: str) -> Any:
-    return json.loads(text.strip().splitlines()[-1])
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most requests whose arrivals fall within any `window` seconds."""
-    times = sorted(times)
-    best = 0
-    j = 0
-    for i, t in enumerate(times):
-        while t - times[j] >= window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
-
-
-def posts(emulator: Any) -> list[dict[str, Any]]:
-    return [
-        r for r in emulator.inspect.requests() if r["path"].endswith("/batch/events")
-    ]
-
-
-def seqs(emulator: Any) -> list[int]:
-    return [e["details"]["seq"] for e in emulator.inspect.events()]
 
 
 @pytest.fixture

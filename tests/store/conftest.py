@@ -3,13 +3,10 @@ run small scripts against the session's emulator, waits with deadlines."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,8 @@ import pytest
 
 from bento_track._delivery.clock import FakeClock
 from bento_track.queues import SQLiteStore, StorePolicy
+
+from ..helpers import last_json, max_in_window, wait_until  # noqa: F401 (re-exported)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,16 +27,6 @@ POLICY = StorePolicy(
     requests_per_window=3,
     window=10.0,
 )
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll `predicate` until true; fail the test at the deadline (no bare sleep)."""
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        tick.wait(0.01)
 
 
 @pytest.fixture
@@ -97,19 +86,3 @@ def start_script(source: str, *args: object) -> subprocess.Popen[str]:
         env=child_env(),
         cwd=ROOT,
     )
-
-
-def last_json(text: str) -> Any:
-    return json.loads(text.strip().splitlines()[-1])
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most requests whose arrivals fall within any `window` seconds."""
-    times = sorted(times)
-    best = 0
-    j = 0
-    for i, t in enumerate(times):
-        while t - times[j] >= window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best

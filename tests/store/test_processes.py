@@ -10,6 +10,8 @@ import os
 import signal
 import time
 
+from ..helpers import posts as _post_requests
+from ..helpers import seqs as _seqs
 from .conftest import last_json, max_in_window, run_script, start_script
 
 TRICKLE = """
@@ -25,16 +27,6 @@ stats = client.stats()
 print(json.dumps({"ok": ok, "requests": stats.requests, "sent": stats.sent,
                   "dropped": stats.dropped}))
 """
-
-
-def _seqs(emulator) -> list[int]:
-    return [e["details"]["seq"] for e in emulator.inspect.events()]
-
-
-def _posts(emulator) -> list[dict]:
-    return [
-        r for r in emulator.inspect.requests() if r["path"].endswith("/batch/events")
-    ]
 
 
 def test_six_processes_share_one_budget_and_deliver_each_event_once(
@@ -66,7 +58,7 @@ def test_six_processes_share_one_budget_and_deliver_each_event_once(
     seqs = _seqs(emulator)
     want = [p * 1000 + i for p in range(6) for i in range(50)]
     assert sorted(seqs) == want  # every event, exactly once
-    posts = _posts(emulator)
+    posts = _post_requests(emulator)
     assert emulator.inspect.request_counts().get("429") is None
     assert all(r["status"] == 200 for r in posts)
     assert max_in_window([r["time"] for r in posts], window) <= limit

@@ -17,13 +17,10 @@ import pytest
 import bento_track
 from bento_track._delivery.clock import FakeClock
 
+from ..helpers import seqs as _seqs
 from .conftest import ROOT, child_env, last_json, wait_until
 
 FAST = dict(requests_per_minute=10_000, flush_interval=0.05)
-
-
-def _seqs(emulator) -> list[int]:
-    return [e["details"]["seq"] for e in emulator.inspect.events()]
 
 
 def test_a_poison_event_is_isolated_in_a_stored_batch(
