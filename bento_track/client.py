@@ -20,6 +20,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from . import signals
@@ -32,7 +33,13 @@ from ._internal import internal_error, library_section, logger
 from .config import ENV_VARS, Config, check_number, env_flag
 from .errors import ConfigurationError, InvalidEventError
 from .events import Event, validate_email
-from .queues import DEFAULT_MAX_STORE_BYTES, MemoryStore, QueueBackend, Store
+from .queues import (
+    DEFAULT_MAX_STORE_BYTES,
+    Account,
+    MemoryStore,
+    QueueBackend,
+    Store,
+)
 from .queues.url import is_memory, open_store
 
 __all__ = ["OVERFLOW_POLICIES", "Client", "DeliveryStats", "identify", "live_clients"]
@@ -221,6 +228,17 @@ class Client:
             if not disabled:
                 raise
             self.config = None
+        if self.config is not None:
+            # A shared store keeps this account's events, budget and pause
+            # apart from any other account's (queues.account).
+            self._settings = replace(
+                self._settings,
+                account=Account(
+                    endpoint=self.config.base_url,
+                    site_uuid=self.config.site_uuid,
+                    publishable_key=self.config.publishable_key,
+                ),
+            )
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._store = self._open_store(
             store,

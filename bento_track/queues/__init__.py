@@ -22,12 +22,16 @@ from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 from .._delivery.batcher import Record
-from .base import Claim, Lease, Permit, Store, StorePolicy, StoreStats
+from .account import UNNAMED, Account
+from .base import AccountStats, Claim, Lease, Permit, Store, StorePolicy, StoreStats
 from .memory import MemoryQueue, MemoryStore
 from .sqlite import DEFAULT_MAX_STORE_BYTES, SQLiteStore, StoreError
 
 __all__ = [
     "DEFAULT_MAX_STORE_BYTES",
+    "UNNAMED",
+    "Account",
+    "AccountStats",
     "Claim",
     "Lease",
     "MemoryQueue",

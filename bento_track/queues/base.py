@@ -35,8 +35,10 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from .._delivery.batcher import Record
+from .account import UNNAMED, Account
 
 __all__ = [
+    "AccountStats",
     "Claim",
     "Lease",
     "Permit",
@@ -120,6 +122,8 @@ class StorePolicy:
         overflow: `drop_newest`, `drop_oldest` or `block`.
         max_events / max_bytes_held: the memory store's bound (a durable
             store has its own, in bytes on disk).
+        account: whose events these are: a shared store claims, budgets,
+            pauses and counts per account (`Account`).
     """
 
     max_count: int
@@ -130,6 +134,7 @@ class StorePolicy:
     overflow: str = "drop_newest"
     max_events: int = 10_000
     max_bytes_held: int = 10 * 1_048_576
+    account: Account = UNNAMED
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,13 @@ class StoreStats:
         dropped: events the store's bound dropped (every process).
         processes: processes registered with the store.
         schema_version: the file's schema version (None in memory).
+        site_uuid: the account these figures describe (the client's); None
+            when they cover the whole store (`bento-track store`).
+        accounts: every account with events in the store, by `site_uuid`.
+        unassigned: events written before stores knew accounts: never sent
+            with a guessed account (`bento-track store URL --adopt`).
+        stale: the store could not be read just now; these are the figures
+            last read (None-free, but possibly out of date).
     """
 
     kind: str
@@ -173,6 +185,31 @@ class StoreStats:
     dropped: int = 0
     processes: int = 1
     schema_version: int | None = None
+    site_uuid: str | None = None
+    accounts: tuple[AccountStats, ...] = ()
+    unassigned: int = 0
+    stale: bool = False
+
+
+@dataclass(frozen=True)
+class AccountStats:
+    """One account's part of a shared store (`StoreStats.accounts`).
+
+    Attributes:
+        site_uuid: the account's site (its keys are never shown).
+        depth: its events in the store, leased ones included.
+        nbytes: their encoded size.
+        oldest_age: seconds since its oldest event was stored.
+        budget_used: its requests in the current window and in flight.
+        paused_until: epoch seconds until which its sending is paused.
+    """
+
+    site_uuid: str
+    depth: int
+    nbytes: int
+    oldest_age: float | None = None
+    budget_used: int = 0
+    paused_until: float | None = None
 
 
 @runtime_checkable
