@@ -32,7 +32,16 @@ from .._internal import RateLimitedLog, library_section, logger
 from .._transport import http as _http
 from ..errors import APIError
 from ..events import Event
-from ..queues import Claim, Lease, Permit, Store, StorePolicy, StoreStats
+from ..queues import (
+    UNNAMED,
+    Account,
+    Claim,
+    Lease,
+    Permit,
+    Store,
+    StorePolicy,
+    StoreStats,
+)
 from .batcher import (
     BODY_OVERHEAD,
     BatchPolicy,
@@ -141,6 +150,8 @@ class WorkerSettings:
     sync_timeout: float = 10.0
     retry_base_delay: float = 0.5
     sync_mode: bool = False
+    #: whose events: a shared store keeps each account's apart
+    account: Account = UNNAMED
 
 
 def _events(records: list[Record]) -> list[Event]:
@@ -190,6 +201,7 @@ class Worker:
                 overflow=settings.overflow,
                 max_events=settings.max_queue_size,
                 max_bytes_held=settings.max_queue_bytes,
+                account=settings.account,
             ),
             clock,
         )
