@@ -284,6 +284,13 @@ class Store(Protocol):
         """Events this process put that are still in the store."""
         ...
 
+    def kept(self) -> int:
+        """Of `outstanding()`, the events that outlive this process: in the
+        file, on the Redis server, in a durable fallback. The rest (a memory
+        fallback, a write whose answer was lost) end with the process, and
+        the exit message counts them as lost."""
+        ...
+
     def memory_held(self) -> int:
         """Events the store keeps in this process's memory (what the
         capture-time `max_queue_size` bound counts besides the inbox)."""

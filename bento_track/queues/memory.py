@@ -233,6 +233,10 @@ class MemoryStore:
         store."""
         return len(self.backend) + self._leased
 
+    def kept(self) -> int:
+        """`Store.kept`: nothing outlives this process in its memory."""
+        return 0
+
     def memory_held(self) -> int:
         """`Store.memory_held`: Events the store keeps in this process's memory
         (what the capture-time `max_queue_size` bound counts besides the inbox)."""
