@@ -1,13 +1,27 @@
 """Posting one pre-encoded batch body to `/batch/events` and classifying the
 answer for the worker's retry policy. One `httpx.Client` per sender, created
-lazily in the thread that sends (keep-alive across batches)."""
+lazily in the thread that sends (keep-alive across batches); every module that
+first send needs is imported with this one (see below)."""
 
 from __future__ import annotations
 
+# What the delivery thread's first send would otherwise import lazily, here
+# in the thread that imports bento_track: httpx imports its transport
+# (httpcore, with h11, anyio and whatever else it pulls in) when the first
+# `httpx.Client` is made and certifi when it makes an SSL context, and the
+# socket module loads the `idna` codec to encode the first host name. A fork
+# (gunicorn --preload) while the delivery thread is half-way through one of
+# those imports leaves the child a half-initialized module it can never send
+# with ("partially initialized module 'httpcore' has no attribute
+# 'ConnectionPool'"). tests/delivery/test_fork.py fails if a send imports
+# anything `import bento_track` has not.
+import encodings.idna  # noqa: F401
 import enum
 import json
 from dataclasses import dataclass
 
+import certifi  # noqa: F401
+import httpcore  # noqa: F401
 import httpx
 
 from .._transport import http as _http
