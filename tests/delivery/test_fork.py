@@ -1,0 +1,169 @@
+"""A fork never leaves the child a broken client (issue 17, item 2).
+
+gunicorn `--preload` forks workers from a master whose delivery thread may be
+in its very first send. Had that send imported anything (httpx imports its
+transport lazily), the child would inherit a half-initialized module and
+never send. Each scenario runs in a fresh interpreter that has imported only
+bento_track (this process has imported far more), against the session's
+emulator over loopback.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..helpers import last_json
+from ..store.conftest import run_script
+
+#: Import bento_track, then make a first send in each way it can go (a 5xx,
+#: a 429, a 2xx; with the memory and the SQLite store; a refused connection,
+#: TLS to a closed port) and print the modules those sends imported, and
+#: whether each flush delivered and how many requests it made.
+FIRST_SENDS = """
+import json, sys
+import bento_track
+
+imported = set(sys.modules)
+kwargs, db = json.loads(sys.argv[1]), sys.argv[2]
+cases = [  # (options, flush timeout)
+    (dict(kwargs), 30.0),
+    (dict(kwargs, store="sqlite:///" + db), 30.0),
+    (dict(kwargs, base_url="http://127.0.0.1:9"), 2.0),  # refused
+    (dict(kwargs, base_url="https://127.0.0.1:9"), 2.0),  # SSL context, refused
+]
+results = []
+for options, timeout in cases:
+    client = bento_track.Client(retry_base_delay=0.01, **options)
+    client.track("first.send", email="fork@example.com")
+    flushed = client.flush(timeout)
+    results.append([flushed, client.stats().requests])
+    client.shutdown(0.5)
+print(json.dumps({"new": sorted(set(sys.modules) - imported), "results": results}))
+"""
+
+
+def test_a_first_send_imports_nothing_that_import_bento_track_has_not(
+    emulator: Any, tmp_path: Any
+) -> None:
+    # The first client's first request gets a 500 and its retry a 429, so
+    # the retry and pause paths run too.
+    emulator.inspect.fail_next(1, status=500)
+    emulator.inspect.rate_limit_storm(1, retry_after=1)
+    done = run_script(
+        FIRST_SENDS, json.dumps(emulator.client_kwargs()), tmp_path / "first.db"
+    )
+    out = last_json(done.stdout)
+    flushed = [ok for ok, _ in out["results"]]
+    requests = [n for _, n in out["results"]]
+    assert flushed == [True, True, False, False], done.stderr
+    assert requests[0] == 3 and min(requests) >= 1, out  # every case sent
+    assert out["new"] == [], (
+        "a first send imported modules that `import bento_track` had not; "
+        "import them in bento_track/_delivery/sender.py"
+    )
+    assert len(emulator.inspect.events()) == 2
+
+
+#: The parent's delivery thread is stopped inside its very first send, at the
+#: first point where a fork could hurt: an import made while another module
+#: is half-initialized (what httpx's lazy import of httpcore did), or else
+#: the connection to Bento. The main thread forks right then. The child
+#: tracks and flushes its own events; the parent is then let go and delivers
+#: its own. The parent prints one JSON line with both sides' results.
+FORK_IN_FIRST_SEND = """
+import json, os, sys, threading
+import bento_track
+
+kwargs = json.loads(sys.argv[1])
+in_send = threading.Event()
+forked = threading.Event()
+paused_at = []
+
+
+def half_initialized():
+    return [
+        name for name, module in list(sys.modules.items())
+        if getattr(getattr(module, "__spec__", None), "_initializing", False)
+    ]
+
+
+def hold_first_send(event, args):
+    if paused_at or threading.current_thread().name != "bento_track.worker":
+        return
+    if event == "import" and half_initialized():
+        paused_at.append(f"import {args[0]} in {half_initialized()}")
+    elif event == "socket.connect":
+        paused_at.append("socket.connect")
+    else:
+        return
+    in_send.set()
+    forked.wait(60)
+
+
+sys.addaudithook(hold_first_send)
+client = bento_track.Client(**kwargs)
+client.track("parent.before_fork", email="parent@example.com")
+assert in_send.wait(60), "the delivery thread never reached its first send"
+read_end, write_end = os.pipe()
+pid = os.fork()
+if pid == 0:
+    code = 1
+    try:
+        os.close(read_end)
+        for seq in range(5):
+            client.track("child.event", email="child@example.com",
+                         details={"seq": seq, "pid": os.getpid()})
+        flushed = client.flush(30)
+        left = client.shutdown(5)
+        stats = client.stats()
+        report = {"flushed": flushed, "left": left, "sent": stats.sent,
+                  "dropped": stats.dropped, "last_error": stats.last_error}
+        os.write(write_end, json.dumps(report).encode())
+        code = 0
+    finally:
+        os._exit(code)
+os.close(write_end)
+forked.set()
+client.track("parent.after_fork", email="parent@example.com")
+flushed = client.flush(30)
+with os.fdopen(read_end) as pipe:
+    child = json.loads(pipe.read() or "null")
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"paused_at": paused_at, "child": child,
+                  "child_status": status, "parent_flushed": flushed,
+                  "parent_sent": client.stats().sent}))
+client.shutdown(5)
+"""
+
+
+def test_a_child_forked_during_the_parents_first_send_delivers(
+    emulator: Any,
+) -> None:
+    done = run_script(FORK_IN_FIRST_SEND, json.dumps(emulator.client_kwargs()))
+    out = last_json(done.stdout)
+    # The fork came inside the first send, and no import was under way then.
+    assert out["paused_at"] == ["socket.connect"], done.stderr
+    child = out["child"]
+    assert out["child_status"] == 0 and child is not None, done.stderr
+    assert child["flushed"] and child["left"] == 0, (child, done.stderr)
+    assert child["sent"] == 5 and child["dropped"] == {}, child
+    assert out["parent_flushed"] and out["parent_sent"] == 2, done.stderr
+    events = emulator.inspect.events()
+    types = sorted(e["type"] for e in events)
+    # Each side delivered its own events, once: the child did not send the
+    # parent's event it inherited, and the parent did not lose it.
+    assert types == ["child.event"] * 5 + [
+        "parent.after_fork",
+        "parent.before_fork",
+    ]
+    assert sorted(
+        e["details"]["seq"] for e in events if e["type"] == "child.event"
+    ) == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
+    assert "delivery worker error" not in done.stderr
