@@ -2,13 +2,20 @@
 
     bento-track store sqlite:////var/lib/app/bento.db [--json]
     bento-track store redis://host:6379/0[?namespace=NAME] [--json]
+    bento-track store URL --adopt
 
 Prints the events waiting (and the oldest one's age), the bytes against the
-bound, the leases held and by which processes, the shared request budget
-spent in the current window, a 429 pause, and the counters of events taken
-over from dead processes and dropped by the bound. It only reads: it never
-creates a store, delivers, or takes a lease (a SQLite file is opened
-read-only; on Redis it runs a read-only script).
+bound, the leases held and by which processes, each account's events (by
+`site_uuid`, never keys), request budget spent in the current window and
+429 pause, the events written before stores knew accounts (unassigned), and
+the counters of events taken over from dead processes and dropped by the
+bound. It only reads: it never creates a store, delivers, or takes a lease
+(a SQLite file is opened read-only; on Redis it runs a read-only script).
+
+`--adopt` is the one write: it hands the unassigned events to the account
+of the credentials in the environment (`BENTO_SITE_UUID`,
+`BENTO_PUBLISHABLE_KEY`, `BENTO_SECRET_KEY`, `BENTO_ENDPOINT`), to be sent
+with its keys by its next process. Only an operator knows whose they are.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ import sqlite3
 import time
 from typing import Any
 
+from ..config import Config
 from ..errors import ConfigurationError
-from ..queues.sqlite import DEFAULT_MAX_STORE_BYTES, read_stats
+from ..queues.account import Account
+from ..queues.sqlite import DEFAULT_MAX_STORE_BYTES, adopt_legacy, read_stats
 from ..queues.url import sqlite_path
 
 __all__ = ["add_store_command", "cmd_store", "describe"]
@@ -40,6 +49,12 @@ def add_store_command(sub: Any) -> None:
         "redis://host:6379/0?namespace=bento",
     )
     p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument(
+        "--adopt",
+        action="store_true",
+        help="hand the unassigned events (written before stores knew accounts) "
+        "to the account of the BENTO_* credentials in the environment",
+    )
     p.set_defaults(func=cmd_store)
 
 
@@ -83,6 +98,34 @@ def describe(url: str) -> dict[str, Any]:
     return {**dataclasses.asdict(stats), "lease_list": leases}
 
 
+def adopt(url: str, account: Account) -> int:
+    """Hand a store's unassigned events to `account`; return how many.
+
+    Raises:
+        ConfigurationError: not a store URL, no such file, or not a store.
+    """
+    if url.strip().startswith(("redis://", "rediss://")):
+        from ..queues.redis import adopt_legacy as adopt_redis
+
+        return adopt_redis(url.strip(), account)
+    path, _ = sqlite_path(url.strip())
+    if not os.path.isfile(path):
+        raise ConfigurationError(f"no store at {path}")
+    describe(url)  # refuses a file that is not a store, read-only
+    conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+    try:
+        return adopt_legacy(conn, account)
+    except sqlite3.Error as exc:
+        raise ConfigurationError(f"cannot adopt events in {path}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def _environment_account() -> Account:
+    config = Config.resolve()
+    return Account(config.base_url, config.site_uuid, config.publishable_key)
+
+
 def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -92,21 +135,21 @@ def _size(n: float) -> str:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    """Print a store's figures (or one JSON object with `--json`)."""
+    """Print a store's figures (or one JSON object with `--json`); with
+    `--adopt`, hand its unassigned events to the environment's account."""
+    if args.adopt:
+        account = _environment_account()
+        moved = adopt(args.url, account)
+        print(
+            f"adopted {moved:,} unassigned events into the account of site "
+            f"{account.site_uuid}; its next process sends them"
+        )
+        return 0
     info = describe(args.url)
     if args.json:
         print(json.dumps(info, sort_keys=True))
         return 0
-    age = info["oldest_age"]
-    oldest = "none waiting" if age is None else f"oldest {age:.1f} s old"
-    paused = info["paused_until"]
-    pause = (
-        "not paused"
-        if paused is None
-        else "paused until "
-        + dt.datetime.fromtimestamp(paused, dt.timezone.utc).strftime("%H:%M:%S UTC")
-        + " (429)"
-    )
+    oldest = _oldest(info["oldest_age"])
     if info["kind"] == "redis":
         lines = [
             f"store      {info['location']} (Redis, namespace {info['namespace']})",
@@ -133,12 +176,39 @@ def cmd_store(args: argparse.Namespace) -> int:
                 f"{lease['host']}, expires in {lease['expires_in']:.0f} s"
             )
     seen = "seen in the last minute" if info["kind"] == "redis" else "registered"
+    for account in info["accounts"]:
+        lines += _account_lines(account)
+    if info["unassigned"]:
+        lines.append(
+            f"unassigned {info['unassigned']:,} events written before stores knew "
+            f"accounts; never sent until adopted (bento-track store URL --adopt)"
+        )
     lines += [
-        f"budget     {info['budget_used']} of {info['budget_limit']} requests in "
-        f"the current {info['budget_window']:g} s window; {pause}",
         f"processes  {info['processes']} {seen}",
         f"reclaimed  {info['reclaimed']:,} events taken over from dead processes",
         f"dropped    {info['dropped']:,} events (store full)",
     ]
     print("\n".join(lines))
     return 0
+
+
+def _oldest(age: float | None) -> str:
+    return "none waiting" if age is None else f"oldest {age:.1f} s old"
+
+
+def _account_lines(account: dict[str, Any]) -> list[str]:
+    """An account's part of a shared store: its events, budget and pause."""
+    paused = account["paused_until"]
+    pause = (
+        "not paused"
+        if paused is None
+        else "paused until "
+        + dt.datetime.fromtimestamp(paused, dt.timezone.utc).strftime("%H:%M:%S UTC")
+        + " (429)"
+    )
+    return [
+        f"account    site {account['site_uuid'] or '(none)'}: "
+        f"{account['depth']:,} events ({_oldest(account['oldest_age'])})",
+        f"budget     {account['budget_used']} of {account['budget_limit']} requests "
+        f"in the current {account['budget_window']:g} s window; {pause}",
+    ]

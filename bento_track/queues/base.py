@@ -201,6 +201,7 @@ class AccountStats:
         nbytes: their encoded size.
         oldest_age: seconds since its oldest event was stored.
         budget_used: its requests in the current window and in flight.
+        budget_limit / budget_window: its budget, as last configured.
         paused_until: epoch seconds until which its sending is paused.
     """
 
@@ -209,6 +210,8 @@ class AccountStats:
     nbytes: int
     oldest_age: float | None = None
     budget_used: int = 0
+    budget_limit: int = 0
+    budget_window: float = 0.0
     paused_until: float | None = None
 
 
@@ -289,6 +292,11 @@ class Store(Protocol):
         file, on the Redis server, in a durable fallback. The rest (a memory
         fallback, a write whose answer was lost) end with the process, and
         the exit message counts them as lost."""
+        ...
+
+    def lost(self) -> int:
+        """Events this process put that the store lost (a SQLite file deleted
+        under it): the worker counts them as dropped (`store_lost`)."""
         ...
 
     def memory_held(self) -> int:

@@ -237,6 +237,10 @@ class MemoryStore:
         """`Store.kept`: nothing outlives this process in its memory."""
         return 0
 
+    def lost(self) -> int:
+        """`Store.lost`: memory loses nothing while the process lives."""
+        return 0
+
     def memory_held(self) -> int:
         """`Store.memory_held`: Events the store keeps in this process's memory
         (what the capture-time `max_queue_size` bound counts besides the inbox)."""

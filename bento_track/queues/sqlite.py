@@ -1,12 +1,15 @@
 """`SQLiteStore`: one queue and one request budget in a file that every
 process on a host shares (`Client(store="sqlite:////var/lib/app/bento.db")`).
 
-The file (WAL mode) holds:
+The file (WAL mode, created owner-only: it holds subscribers' emails) holds
+everything per account (`queues.account`; schema and migrations:
+`sqlite_schema`), so apps of several Bento accounts may share one file:
 
-- `events`: encoded events, oldest first (`id`), in chunks: one row holds
+- `queue`: encoded events, oldest first (`id`), in chunks: one row holds
   up to a tenth of a batch (`count` events of `bytes`, joined by newlines,
   which compact JSON never holds), with the lease it is under (0: waiting),
-  the process that put it (`origin`) and when. One row per event would cost
+  the process that put it (`origin`), its account and when. One row per
+  event would cost
   more in SQLite than everything else the worker does for an event; a
   chunk is written, leased and deleted as one row. A batch takes whole
   chunks, so it may leave up to a chunk's worth of room.
@@ -14,12 +17,18 @@ The file (WAL mode) holds:
   renews before each request, and their size.
 - `holders`: the processes that use the store (host, pid, start time), and
   how many of the events each put are still in the store (for `flush()`).
-- `permits`: the shared request budget, a sliding-window log: when each
+- `permits`: each account's request budget, a sliding-window log: when each
   request started and when it ended (NULL while in flight).
-- `state`: one row of totals (events, bytes), the 429 pause, when a batch
-  last left, and counters (reclaimed, dropped) for operators.
+- `accounts`: each account's totals (events, bytes), 429 pause, when its
+  batch last left, and budget settings; named by a digest of endpoint,
+  `site_uuid` and publishable key (the keys are never written).
+- `state`: the file's totals (its bound is the disk's) and counters
+  (reclaimed, dropped) for operators.
+- `legacy_events`: events written before stores knew accounts, never sent
+  until adopted (`bento-track store URL --adopt`).
 
-Every change is one `BEGIN IMMEDIATE` transaction: a claim checks the pause,
+A process claims, pauses and budgets only its own account's rows. Every
+change is one `BEGIN IMMEDIATE` transaction: a claim checks the pause,
 the budget and the batch's age, leases the oldest waiting events and records
 a permit, all at once, so processes never spend two permits on one batch nor
 send a batch without one. Times are wall-clock seconds (`Clock.time()`):
@@ -32,6 +41,12 @@ claim of any process: at once when the holder was on this host (its pid is
 gone, or runs another program: the start time differs), else when the lease
 expires. Its events may then be sent twice (if Bento had accepted them just
 before the crash): they are counted as `reclaimed`.
+
+A file deleted or replaced under a running process is noticed at the next
+operation (the path no longer names the file the connection has open): the
+events of this process that were in it are counted as lost (`lost()`, the
+`store_lost` drop reason), an error is logged, and a new file is created at
+the path (`StoreError` for that operation, counted as a store error).
 
 Fork: a connection never crosses a fork. The child forgets the parent's
 connection (without closing it: SQLite's close would touch the parent's
@@ -54,15 +69,21 @@ from typing import Any, cast
 from .._delivery.batcher import Record
 from .._delivery.budget import log_delay
 from .._delivery.clock import Clock, SystemClock
-from .base import Claim, Lease, Permit, StorePolicy, StoreStats
+from .._internal import logger
+from .account import Account
+from .base import AccountStats, Claim, Lease, Permit, StorePolicy, StoreStats
 from .procs import host_id, is_alive, start_time
+from .sqlite_schema import SCHEMA_V1, SCHEMA_VERSION, check_ours, migrate
 
 __all__ = [
     "DEFAULT_LEASE_TIMEOUT",
     "DEFAULT_MAX_STORE_BYTES",
+    "SCHEMA_V1",
     "SCHEMA_VERSION",
     "SQLiteStore",
     "StoreError",
+    "adopt_legacy",
+    "read_stats",
 ]
 
 #: the bound on event bytes kept in a store file (chunks pack densely: the
@@ -81,67 +102,6 @@ _VACUUM_PAGES = 256
 #: a thread waits this long for a store's lock around fork() before forking
 #: anyway (it never deadlocks the host's fork)
 _FORK_LOCK_TIMEOUT = 10.0
-
-SCHEMA_VERSION = 2
-
-# Version 1 (the first stores) kept one row per event and had no per-process
-# accounting: chunks (`events.count`, `events.bytes`), `events.origin`,
-# `holders.outstanding` and the `reclaimed`/`dropped` counters came in 2.
-SCHEMA_V1 = """
-CREATE TABLE events (
-    id INTEGER PRIMARY KEY,
-    lease INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL,
-    data BLOB NOT NULL
-);
-CREATE INDEX events_by_lease ON events (lease, id);
-CREATE TABLE leases (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    holder INTEGER NOT NULL,
-    expires REAL NOT NULL,
-    count INTEGER NOT NULL,
-    bytes INTEGER NOT NULL
-);
-CREATE TABLE holders (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    started INTEGER,
-    opened REAL NOT NULL
-);
-CREATE TABLE permits (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    holder INTEGER NOT NULL,
-    started REAL NOT NULL,
-    done REAL
-);
-CREATE TABLE state (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    rows INTEGER NOT NULL,
-    bytes INTEGER NOT NULL,
-    paused_until REAL NOT NULL,
-    last_sent REAL NOT NULL,
-    budget_limit INTEGER NOT NULL,
-    budget_window REAL NOT NULL
-);
-INSERT INTO state VALUES (1, 0, 0, 0, 0, 0, 0);
-PRAGMA user_version = 1;
-"""
-
-#: version -> the statements that bring a store from it to the next version
-MIGRATIONS: dict[int, str] = {
-    1: """
-ALTER TABLE events ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE events ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
-ALTER TABLE events ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
-UPDATE events SET bytes = length(data) + 1, lease = 0;
-DELETE FROM leases;
-ALTER TABLE holders ADD COLUMN outstanding INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE state ADD COLUMN reclaimed INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE state ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0;
-PRAGMA user_version = 2;
-""",
-}
 
 _stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
 # Connections inherited from a parent process: never closed nor collected in
@@ -191,6 +151,12 @@ class SQLiteStore:
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._me: int | None = None
+        #: this store's account's row id (with `_me`, on first write)
+        self._account: int | None = None
+        #: (st_dev, st_ino) of the file the connection has open
+        self._file: tuple[int, int] | None = None
+        #: this process's events lost with a deleted or replaced file
+        self._lost = 0
         self._host = host_id()
         _stores.add(self)
 
@@ -217,6 +183,9 @@ class SQLiteStore:
         if self._pid != os.getpid():  # a fork that ran no hook (uWSGI)
             self._forget_parent()
         conn = self._conn
+        if conn is not None and self._file != _identity(self.path):
+            self._file_gone(conn)
+            conn = None
         if conn is None:
             deadline = time.monotonic() + BUSY_TIMEOUT
             while True:
@@ -237,6 +206,7 @@ class SQLiteStore:
         return conn
 
     def _connect(self) -> sqlite3.Connection:
+        _create_private(self.path)
         conn = sqlite3.connect(
             self.path,
             timeout=BUSY_TIMEOUT,
@@ -244,6 +214,9 @@ class SQLiteStore:
             check_same_thread=False,  # used under self._lock only
         )
         try:
+            # Before anything is written (even the journal mode): another
+            # program's database is refused untouched.
+            check_ours(conn)
             # A new file: pages freed by delivered events go back to the
             # disk in steps (an outage's backlog does not stay forever).
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
@@ -254,11 +227,44 @@ class SQLiteStore:
                 )
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA journal_size_limit = 67108864")
-            self._migrate(conn)
+            with self._transaction(conn):
+                migrate(conn)
+            self._file = _identity(self.path)
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _file_gone(self, conn: sqlite3.Connection) -> None:
+        """The path no longer names the file `conn` has open (deleted or
+        replaced): count this process's events in it as lost, say so, and
+        let the next connection create a new file."""
+        lost = 0
+        if self._me is not None:
+            try:
+                row = conn.execute(
+                    "SELECT outstanding FROM holders WHERE id = ?", (self._me,)
+                ).fetchone()
+                lost = int(row[0]) if row else 0
+            except sqlite3.Error:
+                pass
+        self._lost += lost
+        self._conn = None
+        self._me = None
+        self._account = None
+        self._file = None
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
+        logger.error(
+            "bento_track: the store file %s was deleted or replaced while this "
+            "process used it; %d events of this process in it are lost, and a "
+            "new store file is created there",
+            self.path,
+            lost,
+        )
+        raise StoreError(f"the store file {self.path} was deleted or replaced")
 
     @contextmanager
     def _transaction(self, conn: sqlite3.Connection) -> Iterator[None]:
@@ -270,37 +276,25 @@ class SQLiteStore:
             raise
         conn.execute("COMMIT")
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        with self._transaction(conn):
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                tables = conn.execute(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-                ).fetchone()[0]
-                if tables:
-                    raise sqlite3.DatabaseError(
-                        "not a bento_track store (it holds other tables)"
-                    )
-                for statement in _statements(SCHEMA_V1):
-                    conn.execute(statement)
-                version = 1
-            if version > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(
-                    f"written by a newer bento_track (schema version {version}; "
-                    f"this one reads up to {SCHEMA_VERSION})"
-                )
-            while version < SCHEMA_VERSION:
-                for statement in _statements(MIGRATIONS[version]):
-                    conn.execute(statement)
-                version += 1
-
     def _holder(self, conn: sqlite3.Connection) -> int:
-        """This process's id in the store, registered on first write."""
+        """This process's id in the store (and its account's, `_account`),
+        registered on first write."""
         if self._me is None:
+            account = self._need_policy().account
+            conn.execute(
+                "INSERT OR IGNORE INTO accounts (key, site_uuid) VALUES (?, ?)",
+                (account.key, account.site_uuid),
+            )
+            self._account = int(
+                conn.execute(
+                    "SELECT id FROM accounts WHERE key = ?", (account.key,)
+                ).fetchone()[0]
+            )
             pid = os.getpid()
             cursor = conn.execute(
-                "INSERT INTO holders (host, pid, started, opened) VALUES (?, ?, ?, ?)",
-                (self._host, pid, start_time(pid), self._clock.time()),
+                "INSERT INTO holders (account, host, pid, started, opened) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (self._account, self._host, pid, start_time(pid), self._clock.time()),
             )
             me = cursor.lastrowid
             assert me is not None
@@ -308,11 +302,19 @@ class SQLiteStore:
             self._reap(conn, self._clock.time(), everyone=True)
         return self._me
 
+    def _acct(self) -> int:
+        """This store's account's row id (after `_holder`)."""
+        account = self._account
+        assert account is not None, "_holder() first"
+        return account
+
     def _forget_parent(self) -> None:
         if self._conn is not None:
             _orphans.append(self._conn)
         self._conn = None
         self._me = None
+        self._account = None
+        self._lost = 0
         self._pid = os.getpid()
         self._lock = threading.RLock()
 
@@ -343,6 +345,7 @@ class SQLiteStore:
                         )
             finally:
                 self._me = None
+                self._account = None
                 conn.close()
 
     # -- configuration -----------------------------------------------------------
@@ -384,17 +387,14 @@ class SQLiteStore:
                     if fit < len(records):
                         keep, dropped = records[:fit], records[fit:]
                 if keep:
-                    rows = _chunks(keep, me, now, policy)
+                    rows = _chunks(keep, self._acct(), me, now, policy)
                     conn.executemany(
-                        "INSERT INTO events (origin, created, count, bytes, data) "
-                        "VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO queue (account, origin, created, count, bytes, "
+                        "data) VALUES (?, ?, ?, ?, ?, ?)",
                         rows,
                     )
-                    added = sum(row[3] for row in rows)
-                    conn.execute(
-                        "UPDATE state SET rows = rows + ?, bytes = bytes + ?",
-                        (len(keep), added),
-                    )
+                    added = sum(row[4] for row in rows)
+                    self._count(conn, len(keep), added)
                     conn.execute(
                         "UPDATE holders SET outstanding = outstanding + ? WHERE id = ?",
                         (len(keep), me),
@@ -408,17 +408,30 @@ class SQLiteStore:
                     )
         return dropped
 
+    def _count(self, conn: sqlite3.Connection, rows: int, nbytes: int) -> None:
+        """Add to the file's and this account's totals (negative: remove)."""
+        conn.execute(
+            "UPDATE state SET rows = rows + ?, bytes = bytes + ?", (rows, nbytes)
+        )
+        conn.execute(
+            "UPDATE accounts SET rows = rows + ?, bytes = bytes + ? WHERE id = ?",
+            (rows, nbytes, self._acct()),
+        )
+
     def _trim_oldest(self, conn: sqlite3.Connection, excess: int) -> list[Record]:
-        """Delete the oldest waiting chunks until `excess` bytes are gone."""
+        """Delete this account's oldest waiting chunks until `excess` bytes
+        are gone (or none of its own is left: another account's events are
+        never dropped for this one's)."""
         out: list[Record] = []
         origins: Counter[int] = Counter()
         freed = 0
         last = 0
+        account = self._acct()
         while freed < excess:
             rows = conn.execute(
-                "SELECT id, origin, count, bytes, data FROM events "
-                "WHERE lease = 0 AND id > ? ORDER BY id LIMIT 64",
-                (last,),
+                "SELECT id, origin, count, bytes, data FROM queue "
+                "WHERE account = ? AND lease = 0 AND id > ? ORDER BY id LIMIT 64",
+                (account, last),
             ).fetchall()
             if not rows:
                 break
@@ -430,10 +443,11 @@ class SQLiteStore:
                 if freed >= excess:
                     break
         if out:
-            conn.execute("DELETE FROM events WHERE lease = 0 AND id <= ?", (last,))
             conn.execute(
-                "UPDATE state SET rows = rows - ?, bytes = bytes - ?", (len(out), freed)
+                "DELETE FROM queue WHERE account = ? AND lease = 0 AND id <= ?",
+                (account, last),
             )
+            self._count(conn, -len(out), -freed)
             self._settle_origins(conn, origins)
         return out
 
@@ -449,19 +463,24 @@ class SQLiteStore:
         policy = self._need_policy()
         with self._lock:
             conn = self._connection()
-            if self._me is not None and not _first(conn, "SELECT rows FROM state"):
-                # An idle store: a read, not a write lock, for each poll of
-                # each idle process (leases and their owners hold events).
+            if self._me is not None and not self._rows(conn):
+                # An idle account: a read, not a write lock, for each poll
+                # of each idle process (leases and their owners hold events).
                 return Claim(None, None)
             with self._transaction(conn):
                 me = self._holder(conn)
+                account = self._acct()
                 now = self._clock.time()
                 self._reap(conn, now)
                 rows, nbytes, paused, last_sent = conn.execute(
-                    "SELECT rows, bytes, paused_until, last_sent FROM state"
+                    "SELECT rows, bytes, paused_until, last_sent FROM accounts "
+                    "WHERE id = ?",
+                    (account,),
                 ).fetchone()
                 leased, leased_bytes = conn.execute(
-                    "SELECT coalesce(sum(count), 0), coalesce(sum(bytes), 0) FROM leases"
+                    "SELECT coalesce(sum(count), 0), coalesce(sum(bytes), 0) "
+                    "FROM leases WHERE account = ?",
+                    (account,),
                 ).fetchone()
                 count = rows - leased
                 nbytes -= leased_bytes
@@ -472,7 +491,9 @@ class SQLiteStore:
                 full = count >= policy.max_count or nbytes >= policy.max_bytes
                 if not force and not full:
                     oldest = conn.execute(
-                        "SELECT created FROM events WHERE lease = 0 ORDER BY id LIMIT 1"
+                        "SELECT created FROM queue WHERE account = ? AND lease = 0 "
+                        "ORDER BY id LIMIT 1",
+                        (account,),
                     ).fetchone()
                     if oldest is not None:
                         since = max(oldest[0], last_sent)
@@ -486,6 +507,13 @@ class SQLiteStore:
                 lease.permit = self._grant(conn, me, now)
                 return Claim(lease, 0.0, count, nbytes)
 
+    def _rows(self, conn: sqlite3.Connection) -> int:
+        """Events of this account in the store (leased ones included)."""
+        row = conn.execute(
+            "SELECT rows FROM accounts WHERE id = ?", (self._acct(),)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
     def _lease(
         self, conn: sqlite3.Connection, me: int, now: float, policy: StorePolicy
     ) -> Lease | None:
@@ -495,11 +523,12 @@ class SQLiteStore:
         size = 0
         last = 0
         full = False
+        account = self._acct()
         while not full:
             rows = conn.execute(
-                "SELECT id, origin, count, bytes, data FROM events "
-                "WHERE lease = 0 AND id > ? ORDER BY id LIMIT 64",
-                (last,),
+                "SELECT id, origin, count, bytes, data FROM queue "
+                "WHERE account = ? AND lease = 0 AND id > ? ORDER BY id LIMIT 64",
+                (account, last),
             ).fetchall()
             if not rows:
                 break
@@ -518,15 +547,18 @@ class SQLiteStore:
         if not records:
             return None
         cursor = conn.execute(
-            "INSERT INTO leases (holder, expires, count, bytes) VALUES (?, ?, ?, ?)",
-            (me, now + self.lease_timeout, len(records), size),
+            "INSERT INTO leases (account, holder, expires, count, bytes) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (account, me, now + self.lease_timeout, len(records), size),
         )
         token = cursor.lastrowid
         assert token is not None
-        # The first waiting chunks are exactly the waiting ones in this range.
+        # The account's first waiting chunks are exactly its waiting ones in
+        # this range (other accounts' chunks may lie between them).
         conn.execute(
-            "UPDATE events SET lease = ? WHERE lease = 0 AND id BETWEEN ? AND ?",
-            (token, ids[0], ids[-1]),
+            "UPDATE queue SET lease = ? "
+            "WHERE account = ? AND lease = 0 AND id BETWEEN ? AND ?",
+            (token, account, ids[0], ids[-1]),
         )
         return Lease(token, records, ids, origins)
 
@@ -544,16 +576,17 @@ class SQLiteStore:
             conn = self._connection()
             with self._transaction(conn):
                 conn.execute(
-                    "DELETE FROM events WHERE lease = ? AND id BETWEEN ? AND ?",
+                    "DELETE FROM queue WHERE lease = ? AND id BETWEEN ? AND ?",
                     (lease.token, lease.ids[0], lease.ids[-1]),
                 )
                 now = self._clock.time()
+                account = self._acct()
                 ids = []
                 for record, origin in zip(lease.records, lease.origins, strict=True):
                     cursor = conn.execute(
-                        "INSERT INTO events (lease, origin, created, count, bytes, data) "
-                        "VALUES (?, ?, ?, 1, ?, ?)",
-                        (lease.token, origin, now, _size(record), record),
+                        "INSERT INTO queue (account, lease, origin, created, count, "
+                        "bytes, data) VALUES (?, ?, ?, ?, 1, ?, ?)",
+                        (account, lease.token, origin, now, _size(record), record),
                     )
                     assert cursor.lastrowid is not None
                     ids.append(cursor.lastrowid)
@@ -565,32 +598,40 @@ class SQLiteStore:
         self, conn: sqlite3.Connection, now: float, policy: StorePolicy
     ) -> float:
         limit, window = policy.requests_per_window, policy.window
-        stored_window = conn.execute("SELECT budget_window FROM state").fetchone()[0]
+        account = self._acct()
+        stored_window = conn.execute(
+            "SELECT max(budget_window) FROM accounts"
+        ).fetchone()[0]
         # Forget permits no process's window can still see.
         conn.execute(
             "DELETE FROM permits WHERE done IS NOT NULL AND done < ?",
-            (now - max(window, stored_window) - 1.0,),
+            (now - max(window, stored_window or 0.0) - 1.0,),
         )
         done = [
             row[0]
             for row in conn.execute(
-                "SELECT done FROM permits WHERE done IS NOT NULL ORDER BY done"
+                "SELECT done FROM permits WHERE account = ? AND done IS NOT NULL "
+                "ORDER BY done",
+                (account,),
             )
         ]
         in_flight = conn.execute(
-            "SELECT count(*) FROM permits WHERE done IS NULL"
+            "SELECT count(*) FROM permits WHERE account = ? AND done IS NULL",
+            (account,),
         ).fetchone()[0]
         delay = log_delay(done, in_flight, limit, window, now)
         return _IN_FLIGHT_POLL if delay is None else delay
 
     def _grant(self, conn: sqlite3.Connection, me: int, now: float) -> Permit:
         policy = self._need_policy()
+        account = self._acct()
         cursor = conn.execute(
-            "INSERT INTO permits (holder, started) VALUES (?, ?)", (me, now)
+            "INSERT INTO permits (account, holder, started) VALUES (?, ?, ?)",
+            (account, me, now),
         )
         conn.execute(
-            "UPDATE state SET budget_limit = ?, budget_window = ?",
-            (policy.requests_per_window, policy.window),
+            "UPDATE accounts SET budget_limit = ?, budget_window = ? WHERE id = ?",
+            (policy.requests_per_window, policy.window, account),
         )
         permit = cursor.lastrowid
         assert permit is not None
@@ -605,7 +646,7 @@ class SQLiteStore:
             with self._transaction(conn):
                 me = self._holder(conn)
                 now = self._clock.time()
-                paused = conn.execute("SELECT paused_until FROM state").fetchone()[0]
+                paused = self._paused(conn)
                 hold = max(paused - now, self._budget_delay(conn, now, policy))
                 if hold > 0.0:
                     return None, hold
@@ -628,9 +669,11 @@ class SQLiteStore:
         with self._lock:
             conn = self._connection()
             with self._transaction(conn):
+                self._holder(conn)
                 conn.execute(
-                    "UPDATE state SET paused_until = max(paused_until, ?)",
-                    (self._clock.time() + seconds,),
+                    "UPDATE accounts SET paused_until = max(paused_until, ?) "
+                    "WHERE id = ?",
+                    (self._clock.time() + seconds, self._acct()),
                 )
 
     def paused_until(self) -> float | None:
@@ -638,8 +681,18 @@ class SQLiteStore:
         None."""
         with self._lock:
             conn = self._connection()
-            until = conn.execute("SELECT paused_until FROM state").fetchone()[0]
+            if self._me is None:
+                with self._transaction(conn):
+                    self._holder(conn)
+            until = self._paused(conn)
         return float(until) if until > self._clock.time() else None
+
+    def _paused(self, conn: sqlite3.Connection) -> float:
+        """This account's pause (epoch seconds; 0 or past: none)."""
+        row = conn.execute(
+            "SELECT paused_until FROM accounts WHERE id = ?", (self._acct(),)
+        ).fetchone()
+        return float(row[0]) if row else 0.0
 
     # -- settling leases -----------------------------------------------------------
 
@@ -667,23 +720,22 @@ class SQLiteStore:
         with self._lock:
             conn = self._connection()
             with self._transaction(conn):
+                self._holder(conn)
                 gone = conn.execute(
-                    "DELETE FROM events WHERE lease = ? AND id BETWEEN ? AND ?",
+                    "DELETE FROM queue WHERE lease = ? AND id BETWEEN ? AND ?",
                     (lease.token, lease.ids[0], lease.ids[-1]),
                 ).rowcount
                 if gone == len(set(lease.ids)):
                     size = sum(map(len, lease.records)) + len(lease.records)
                     self._settle_origins(conn, Counter(lease.origins))
-                    conn.execute(
-                        "UPDATE state SET rows = rows - ?, bytes = bytes - ?",
-                        (len(lease.records), size),
-                    )
+                    self._count(conn, -len(lease.records), -size)
                     self._shrink_lease(conn, lease.token, len(lease.records), size)
                 elif gone:  # pragma: no cover - a lease taken over in part
                     self._recount(conn)
                 if sent:
                     conn.execute(
-                        "UPDATE state SET last_sent = ?", (self._clock.time(),)
+                        "UPDATE accounts SET last_sent = ? WHERE id = ?",
+                        (self._clock.time(), self._acct()),
                     )
                 empty = conn.execute("SELECT rows FROM state").fetchone()[0] == 0
             if empty:
@@ -705,7 +757,7 @@ class SQLiteStore:
             conn = self._connection()
             with self._transaction(conn):
                 back = conn.execute(
-                    "UPDATE events SET lease = 0 WHERE lease = ? AND id BETWEEN ? AND ?",
+                    "UPDATE queue SET lease = 0 WHERE lease = ? AND id BETWEEN ? AND ?",
                     (lease.token, lease.ids[0], lease.ids[-1]),
                 ).rowcount
                 size = sum(map(len, lease.records)) + len(lease.records)
@@ -724,14 +776,24 @@ class SQLiteStore:
     def _recount(self, conn: sqlite3.Connection) -> None:
         """Rebuild the totals and lease sizes from the rows themselves."""
         conn.execute(
-            "UPDATE state SET rows = (SELECT coalesce(sum(count), 0) FROM events), "
-            "bytes = (SELECT coalesce(sum(bytes), 0) FROM events)"
+            "UPDATE state SET "
+            "rows = (SELECT coalesce(sum(count), 0) FROM queue) "
+            "+ (SELECT coalesce(sum(count), 0) FROM legacy_events), "
+            "bytes = (SELECT coalesce(sum(bytes), 0) FROM queue) "
+            "+ (SELECT coalesce(sum(bytes), 0) FROM legacy_events)"
+        )
+        conn.execute(
+            "UPDATE accounts SET "
+            "rows = (SELECT coalesce(sum(count), 0) FROM queue "
+            "WHERE account = accounts.id), "
+            "bytes = (SELECT coalesce(sum(bytes), 0) FROM queue "
+            "WHERE account = accounts.id)"
         )
         conn.execute(
             "UPDATE leases SET "
-            "count = (SELECT coalesce(sum(count), 0) FROM events "
+            "count = (SELECT coalesce(sum(count), 0) FROM queue "
             "WHERE lease = leases.id), "
-            "bytes = (SELECT coalesce(sum(bytes), 0) FROM events "
+            "bytes = (SELECT coalesce(sum(bytes), 0) FROM queue "
             "WHERE lease = leases.id)"
         )
         conn.execute("DELETE FROM leases WHERE count <= 0")
@@ -765,7 +827,7 @@ class SQLiteStore:
         taken = 0
         for token, holder, expires, count, host, pid, started in leases:
             if expires < now or dead(holder, host, pid, started):
-                conn.execute("UPDATE events SET lease = 0 WHERE lease = ?", (token,))
+                conn.execute("UPDATE queue SET lease = 0 WHERE lease = ?", (token,))
                 conn.execute("DELETE FROM leases WHERE id = ?", (token,))
                 taken += count
         if taken:
@@ -806,45 +868,87 @@ class SQLiteStore:
             ).fetchone()
         return int(row[0]) if row else 0
 
+    def kept(self) -> int:
+        """`Store.kept`: every event of this process still in the file
+        outlives it (a deleted file's are `lost()`, not kept)."""
+        return self.outstanding()
+
+    def lost(self) -> int:
+        """Events of this process lost with a file deleted or replaced under
+        it (see the module docstring)."""
+        return self._lost
+
     def memory_held(self) -> int:
         """`Store.memory_held`: Events the store keeps in this process's memory
         (what the capture-time `max_queue_size` bound counts besides the inbox)."""
         return 0
 
     def stats(self) -> StoreStats:
-        """`Store.stats`."""
+        """`Store.stats`: this account's figures, with every account's depth
+        (by `site_uuid`) and the file's counters."""
+        policy = self._policy
         with self._lock:
             conn = self._connection()
-            return read_stats(conn, self._clock.time(), self.location, self.path)
+            return read_stats(
+                conn,
+                self._clock.time(),
+                self.location,
+                self.path,
+                account=policy.account if policy is not None else None,
+            )
 
 
 def read_stats(
-    conn: sqlite3.Connection, now: float, location: str, path: str
+    conn: sqlite3.Connection,
+    now: float,
+    location: str,
+    path: str,
+    account: Account | None = None,
 ) -> StoreStats:
-    """The figures of the store behind `conn` (also for `bento-track store`)."""
+    """The figures of the store behind `conn` (also for `bento-track store`):
+    of `account`'s partition, or with None of the whole file (budget and
+    pause are then per account only, in `accounts`)."""
     conn.execute("BEGIN")  # one consistent snapshot
     try:
-        (
-            rows,
-            nbytes,
-            paused,
-            limit,
-            window,
-            reclaimed,
-            dropped,
-        ) = conn.execute(
-            "SELECT rows, bytes, paused_until, budget_limit, budget_window, "
-            "reclaimed, dropped FROM state"
+        rows, nbytes, reclaimed, dropped = conn.execute(
+            "SELECT rows, bytes, reclaimed, dropped FROM state"
         ).fetchone()
+        accounts = [
+            _account_stats(conn, now, *row)
+            for row in conn.execute(
+                "SELECT id, site_uuid, rows, bytes, paused_until, budget_limit, "
+                "budget_window FROM accounts WHERE rows > 0 OR paused_until > ? "
+                "OR id IN (SELECT account FROM holders) ORDER BY site_uuid, id",
+                (now,),
+            ).fetchall()
+        ]
+        unassigned = conn.execute(
+            "SELECT coalesce(sum(count), 0) FROM legacy_events"
+        ).fetchone()[0]
+        where: str
+        args: tuple[Any, ...]
+        if account is None:  # the whole file
+            where, args = "", ()
+            limit, window, paused = 0, 0.0, 0.0
+        else:
+            mine = conn.execute(
+                "SELECT id, rows, bytes, paused_until, budget_limit, budget_window "
+                "FROM accounts WHERE key = ?",
+                (account.key,),
+            ).fetchone()
+            # An account that never wrote here has nothing in the file.
+            acct, rows, nbytes, paused, limit, window = mine or (0, 0, 0, 0.0, 0, 0.0)
+            where, args = " WHERE account = ?", (acct,)
         leased, leases = conn.execute(
-            "SELECT coalesce(sum(count), 0), count(*) FROM leases"
+            "SELECT coalesce(sum(count), 0), count(*) FROM leases" + where, args
         ).fetchone()
         oldest = conn.execute(
-            "SELECT created FROM events ORDER BY id LIMIT 1"
+            "SELECT created FROM queue" + where + " ORDER BY id LIMIT 1", args
         ).fetchone()
         used = conn.execute(
-            "SELECT count(*) FROM permits WHERE done IS NULL OR done > ?",
-            (now - window,),
+            "SELECT count(*) FROM permits WHERE (done IS NULL OR done > ?)"
+            + where.replace("WHERE", "AND"),
+            (now - window, *args),
         ).fetchone()[0]
         processes = conn.execute("SELECT count(*) FROM holders").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -871,13 +975,79 @@ def read_stats(
         dropped=dropped,
         processes=processes,
         schema_version=version,
+        site_uuid=None if account is None else account.site_uuid,
+        accounts=tuple(accounts),
+        unassigned=unassigned,
     )
 
 
+def _account_stats(
+    conn: sqlite3.Connection,
+    now: float,
+    acct: int,
+    site_uuid: str,
+    rows: int,
+    nbytes: int,
+    paused: float,
+    limit: int,
+    window: float,
+) -> AccountStats:
+    oldest = conn.execute(
+        "SELECT created FROM queue WHERE account = ? ORDER BY id LIMIT 1", (acct,)
+    ).fetchone()
+    used = conn.execute(
+        "SELECT count(*) FROM permits WHERE account = ? AND (done IS NULL OR done > ?)",
+        (acct, now - window),
+    ).fetchone()[0]
+    return AccountStats(
+        site_uuid=site_uuid,
+        depth=rows,
+        nbytes=nbytes,
+        oldest_age=max(0.0, now - oldest[0]) if oldest else None,
+        budget_used=used,
+        budget_limit=limit,
+        budget_window=window,
+        paused_until=float(paused) if paused > now else None,
+    )
+
+
+def adopt_legacy(conn: sqlite3.Connection, account: Account) -> int:
+    """Move the events written before stores knew accounts (`legacy_events`)
+    into `account`'s queue, to be sent with its keys; return how many. The
+    operator's decision (`bento-track store URL --adopt`), never a guess."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "INSERT OR IGNORE INTO accounts (key, site_uuid) VALUES (?, ?)",
+            (account.key, account.site_uuid),
+        )
+        acct = conn.execute(
+            "SELECT id FROM accounts WHERE key = ?", (account.key,)
+        ).fetchone()[0]
+        count, nbytes = conn.execute(
+            "SELECT coalesce(sum(count), 0), coalesce(sum(bytes), 0) FROM legacy_events"
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO queue (account, origin, created, count, bytes, data) "
+            "SELECT ?, 0, created, count, bytes, data FROM legacy_events ORDER BY id",
+            (acct,),
+        )
+        conn.execute("DELETE FROM legacy_events")
+        conn.execute(
+            "UPDATE accounts SET rows = rows + ?, bytes = bytes + ? WHERE id = ?",
+            (count, nbytes, acct),
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return int(count)
+
+
 def _chunks(
-    records: list[Record], origin: int, now: float, policy: StorePolicy
-) -> list[tuple[int, float, int, int, bytes]]:
-    """`events` rows for `records`: chunks of up to a tenth of a batch."""
+    records: list[Record], account: int, origin: int, now: float, policy: StorePolicy
+) -> list[tuple[int, int, float, int, int, bytes]]:
+    """`queue` rows for `records`: chunks of up to a tenth of a batch."""
     most = max(1, policy.max_count // 10)
     rows = []
     chunk: list[Record] = []
@@ -885,14 +1055,36 @@ def _chunks(
     for record in records:
         step = len(record) + 1
         if chunk and (len(chunk) >= most or size + step > policy.max_bytes):
-            rows.append((origin, now, len(chunk), size, b"\n".join(chunk)))
+            rows.append((account, origin, now, len(chunk), size, b"\n".join(chunk)))
             chunk = []
             size = 0
         chunk.append(record)
         size += step
     if chunk:
-        rows.append((origin, now, len(chunk), size, b"\n".join(chunk)))
+        rows.append((account, origin, now, len(chunk), size, b"\n".join(chunk)))
     return rows
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """Which file `path` names now (device, inode), or None if none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _create_private(path: str) -> None:
+    """Create a missing store file owner-only (0600, whatever the umask: it
+    holds subscribers' emails). SQLite gives its `-wal` and `-shm` files the
+    database file's mode."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # SQLite's own open says why (missing directory, read-only)
+    os.close(fd)
 
 
 def _explain(path: str, exc: Exception) -> str:
@@ -914,14 +1106,6 @@ def _explain(path: str, exc: Exception) -> str:
         elif not os.access(where, os.W_OK):
             cause = f"no permission to write in {where}"
     return f"{exc} ({cause})" if cause and cause not in str(exc) else str(exc)
-
-
-def _first(conn: sqlite3.Connection, query: str) -> Any:
-    return conn.execute(query).fetchone()[0]
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
 
 
 def _lock_all_before_fork() -> None:

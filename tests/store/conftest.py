@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bento_track._delivery.clock import FakeClock
-from bento_track.queues import SQLiteStore, StorePolicy
+from bento_track.queues import Account, SQLiteStore, StorePolicy
 
 from ..helpers import last_json, max_in_window, wait_until  # noqa: F401 (re-exported)
 
@@ -27,6 +27,10 @@ POLICY = StorePolicy(
     requests_per_window=3,
     window=10.0,
 )
+
+#: two Bento accounts on one endpoint (tests of a store they share)
+ALPHA = Account("https://app.bentonow.com/api/v1", "site-alpha", "pk-alpha")
+BRAVO = Account("https://app.bentonow.com/api/v1", "site-bravo", "pk-bravo")
 
 
 @pytest.fixture

@@ -26,7 +26,9 @@ def test_store_command_shows_depth_age_leases_and_budget(
     assert main(["store", url, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["depth"] == 25 and info["leased"] == 10 and info["budget_used"] == 1
-    assert info["schema_version"] == 2 and len(info["lease_list"]) == 1
+    assert info["schema_version"] == 3 and len(info["lease_list"]) == 1
+    [account] = info["accounts"]
+    assert account["depth"] == 25 and account["budget_used"] == 1
 
 
 def test_store_command_on_a_closed_store_and_on_nothing(tmp_path, capsys) -> None:

@@ -17,12 +17,12 @@ import pytest
 
 import bento_track
 from bento_track.errors import ConfigurationError
-from bento_track.queues import SQLiteStore
+from bento_track.queues import SQLiteStore, StoreError
 from bento_track.queues.procs import is_alive, start_time
-from bento_track.queues.sqlite import SCHEMA_V1, SCHEMA_VERSION
+from bento_track.queues.sqlite import SCHEMA_V1, SCHEMA_VERSION, adopt_legacy
 from bento_track.queues.url import open_store, sqlite_path
 
-from .conftest import POLICY
+from .conftest import ALPHA, BRAVO, POLICY
 
 
 def recs(*seqs: int) -> list[bytes]:
@@ -199,7 +199,9 @@ def test_lease_elsewhere_is_taken_over_when_it_expires(make_store) -> None:
     assert b.claim(force=True).lease is not None
 
 
-def test_an_older_schema_is_migrated_and_keeps_its_events(tmp_path) -> None:
+def test_an_older_schema_is_migrated_and_its_events_wait_for_an_owner(
+    tmp_path,
+) -> None:
     path = tmp_path / "v1.db"
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.executescript(SCHEMA_V1)
@@ -209,11 +211,21 @@ def test_an_older_schema_is_migrated_and_keeps_its_events(tmp_path) -> None:
         conn.execute("UPDATE state SET rows = 1, bytes = ?", (len(recs(7)[0]) + 1,))
     store = SQLiteStore(str(path))
     store.open()
-    store.configure(POLICY, bento_track._delivery.clock.FakeClock())
-    assert store.stats().schema_version == SCHEMA_VERSION == 2
+    store.configure(
+        replace(POLICY, account=ALPHA), bento_track._delivery.clock.FakeClock()
+    )
+    stats = store.stats()
+    assert stats.schema_version == SCHEMA_VERSION == 3
+    assert (stats.unassigned, stats.depth) == (1, 0)
+    # Whose it was is unknown: it is never sent with a guessed account.
+    assert store.claim(force=True).lease is None
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        assert adopt_legacy(conn, ALPHA) == 1
+    assert store.stats().unassigned == 0
     lease = store.claim(force=True).lease
     assert lease is not None and lease.records == recs(7)
     store.ack(lease)
+    assert store.stats().depth == 0
     store.close()
 
 
@@ -227,8 +239,14 @@ def test_a_newer_schema_or_a_foreign_file_is_a_clear_error(tmp_path) -> None:
     foreign = tmp_path / "app.db"
     with closing(sqlite3.connect(foreign)) as conn, conn:
         conn.execute("CREATE TABLE users (id INTEGER)")
+    before = foreign.read_bytes()
     with pytest.raises(ConfigurationError, match="not a bento_track store"):
         open_store(f"sqlite:///{foreign}", max_bytes=2**20)
+    # Refused untouched: still in its own journal mode, no WAL beside it.
+    assert foreign.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "newer.db"]
+    with closing(sqlite3.connect(foreign)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 
 
 def test_unwritable_places_fail_at_start_with_a_clear_error(tmp_path) -> None:
@@ -376,3 +394,98 @@ def test_a_delivered_backlog_gives_its_disk_back(make_store) -> None:
     with closing(sqlite3.connect(store.path)) as conn, conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert os.path.getsize(store.path) < stored / 10
+
+
+# -- accounts -----------------------------------------------------------------
+
+
+def test_accounts_sharing_a_file_claim_only_their_own_events(make_store) -> None:
+    alpha = make_store(replace(POLICY, account=ALPHA))
+    bravo = make_store(replace(POLICY, account=BRAVO))
+    # Interleaved writes: the accounts' chunks alternate in the file.
+    for i in range(0, 40, 2):
+        alpha.put([b'{"a":%d}' % i, b'{"a":%d}' % (i + 1)])
+        bravo.put([b'{"b":%d}' % i, b'{"b":%d}' % (i + 1)])
+    seen: dict[str, list[bytes]] = {"a": [], "b": []}
+    for store, name in ((alpha, "a"), (bravo, "b")):
+        while (lease := store.claim(force=True).lease) is not None:
+            assert all(r.startswith(b'{"%s"' % name.encode()) for r in lease.records)
+            seen[name] += lease.records
+            store.complete(lease.permit)
+            store.ack(lease)
+            make_store.clock.advance(10.0)  # a fresh budget window
+    assert seen["a"] == [b'{"a":%d}' % i for i in range(40)]
+    assert seen["b"] == [b'{"b":%d}' % i for i in range(40)]
+    assert (alpha.outstanding(), bravo.outstanding()) == (0, 0)
+
+
+def test_each_account_has_its_own_budget_pause_and_figures(make_store) -> None:
+    alpha = make_store(replace(POLICY, account=ALPHA))
+    alpha_too = make_store(replace(POLICY, account=ALPHA))  # another process
+    bravo = make_store(replace(POLICY, account=BRAVO))
+    alpha.put(recs(*range(50)))
+    bravo.put(recs(*range(50)))
+    for _ in range(3):  # alpha spends its whole budget (3 per window)
+        lease = alpha.claim(force=True).lease
+        assert lease is not None
+        alpha.complete(lease.permit)
+        alpha.ack(lease)
+    blocked = alpha_too.claim(force=True)
+    assert blocked.lease is None and blocked.budget_bound  # shared by its processes
+    lease = bravo.claim(force=True).lease  # bravo's budget is its own
+    assert lease is not None
+    bravo.complete(lease.permit)
+    bravo.release(lease)
+    bravo.pause(30.0)  # a 429 of bravo's account pauses only bravo
+    assert bravo.paused_until() is not None and alpha.paused_until() is None
+    assert bravo.acquire()[0] is None
+    a, b = alpha.stats(), bravo.stats()
+    assert (a.site_uuid, a.depth, a.budget_used) == ("site-alpha", 20, 3)
+    assert (b.site_uuid, b.depth, b.budget_used) == ("site-bravo", 50, 1)
+    assert b.paused_until is not None and a.paused_until is None
+    assert {s.site_uuid: s.depth for s in a.accounts} == {
+        "site-alpha": 20,
+        "site-bravo": 50,
+    }
+
+
+def test_drop_oldest_drops_only_the_accounts_own_events(make_store, tmp_path) -> None:
+    policy = replace(POLICY, overflow="drop_oldest")
+    alpha = make_store(replace(policy, account=ALPHA), max_bytes=400)
+    bravo = make_store(replace(policy, account=BRAVO), max_bytes=400)
+    bravo.put(recs(*range(20)))  # about 220 bytes
+    dropped = alpha.put(recs(*range(100, 130)))  # alpha overflows the file
+    assert dropped and all(r.startswith(b'{"seq":1') for r in dropped)
+    assert bravo.stats().depth == 20
+
+
+def test_a_deleted_file_is_noticed_counted_and_recreated(make_store, tmp_path) -> None:
+    store = make_store()
+    store.put(recs(*range(5)))
+    assert store.outstanding() == 5
+    (tmp_path / "s.db").unlink()
+    with pytest.raises(StoreError, match="deleted or replaced"):
+        store.put(recs(5))
+    assert store.lost() == 5
+    assert store.put(recs(6)) == []  # a new file, created owner-only
+    assert (store.outstanding(), store.kept()) == (1, 1)
+    assert (tmp_path / "s.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_store_files_are_owner_only_whatever_the_umask(tmp_path) -> None:
+    old = os.umask(0o022)
+    try:
+        store = SQLiteStore(str(tmp_path / "private.db"))
+        store.open()
+        store.configure(POLICY, bento_track._delivery.clock.FakeClock())
+        store.put(recs(1))
+        modes = {
+            p.name: p.stat().st_mode & 0o777
+            for p in tmp_path.iterdir()
+            if p.name.startswith("private.db")
+        }
+        store.close()
+    finally:
+        os.umask(old)
+    assert set(modes) >= {"private.db", "private.db-wal", "private.db-shm"}
+    assert set(modes.values()) == {0o600}, modes
