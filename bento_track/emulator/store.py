@@ -166,15 +166,34 @@ class Store:
         self._save(db, people.values(), seen_tags)
 
     def _change_email(self, db: sqlite3.Connection, old: str, new: str) -> None:
-        people = self._load(db, [old])
+        """Move the subscriber at `old` to `new` (created if missing, like
+        every command's subscriber), keeping its uuid, tags and fields.
+
+        The same address (in any case) is a no-op. An address another
+        subscriber already has changes nothing either: Bento keeps one
+        subscriber per address and does not document merging, and a
+        command is only queued (the 200 counts commands, not changes), so
+        the conflicting change fails quietly there and both subscribers
+        stay as they were. Overwriting or merging the other subscriber
+        here would hide data loss the real service does not cause.
+        """
+        old_key, new_key = _key(old), _key(new)
+        if old_key == new_key:
+            return
+        people = self._load(db, [old, new])
+        if new_key in people:
+            return
+        existed = old_key in people
         person = self._person(people, old)
-        self._save(db, people.values())
-        db.execute("DELETE FROM subscribers WHERE email = ?", (_key(new),))
-        person["email"] = _key(new)
-        db.execute(
-            "UPDATE subscribers SET email = ?, data = ? WHERE email = ?",
-            (_key(new), _dumps(person), _key(old)),
-        )
+        person["email"] = new_key
+        if existed:
+            # An UPDATE keeps the row, so the subscriber's numeric id stays.
+            db.execute(
+                "UPDATE subscribers SET email = ?, data = ? WHERE email = ?",
+                (new_key, _dumps(person), old_key),
+            )
+        else:
+            self._save(db, [person])
 
     # -- subscribers -------------------------------------------------------------
 

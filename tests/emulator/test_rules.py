@@ -13,6 +13,12 @@ from bento_track.emulator import EmulatorServer
 from .conftest import bento_client
 
 EVENT = {"type": "signup", "email": "ann@example.com"}
+TAGGED_ANN = {
+    "email": "ann@example.com",
+    "first_name": "Ann",
+    "tags": "vip",
+    "plan": "pro",
+}
 
 
 def events_body(n: int, **extra: Any) -> dict[str, Any]:
@@ -466,6 +472,74 @@ def test_commands_apply_and_are_logged(http: httpx.Client, emulator) -> None:
     ann = people["ann2@example.com"]
     assert (["vip"], {"plan": "pro"}) == (ann["tags"], ann["fields"])
     assert ann["unsubscribed_at"] is not None
+
+
+def _people(emulator: EmulatorServer) -> dict[str, dict[str, Any]]:
+    return {p["email"]: p for p in emulator.inspect.subscribers()}
+
+
+def _change_email(http: httpx.Client, old: str, new: str) -> httpx.Response:
+    return http.post(
+        "/fetch/commands",
+        json={"command": [{"command": "change_email", "email": old, "query": new}]},
+    )
+
+
+@pytest.mark.parametrize("new", ["ann@example.com", "ANN@Example.com"])
+def test_change_email_to_the_same_address_changes_nothing(
+    http: httpx.Client, emulator, new: str
+) -> None:
+    http.post("/batch/subscribers", json={"subscribers": [TAGGED_ANN]})
+    before = _people(emulator)
+
+    response = _change_email(http, "ann@example.com", new)
+
+    assert {"results": 1} == response.json()
+    assert before == _people(emulator)  # same uuid, tags, fields: nothing lost
+    assert "ann@example.com" in before
+    assert ["change_email"] == [c["command"] for c in emulator.inspect.commands()]
+
+
+def test_change_email_to_a_taken_address_leaves_both_subscribers(
+    http: httpx.Client, emulator
+) -> None:
+    """Bento queues commands and keeps one subscriber per address; the
+    emulator neither overwrites nor merges the subscriber already there."""
+    bob = {"email": "bob@example.com", "first_name": "Bob", "tags": "buyer"}
+    http.post("/batch/subscribers", json={"subscribers": [TAGGED_ANN, bob]})
+    before = _people(emulator)
+
+    response = _change_email(http, "ann@example.com", "BOB@example.com")
+
+    assert {"results": 1} == response.json()  # queued, as Bento answers
+    assert before == _people(emulator)
+    assert {"ann@example.com", "bob@example.com"} == set(before)
+    assert ["change_email"] == [c["command"] for c in emulator.inspect.commands()]
+
+
+def test_change_email_keeps_the_subscriber(http: httpx.Client, emulator) -> None:
+    http.post("/batch/subscribers", json={"subscribers": [TAGGED_ANN]})
+    [ann] = emulator.inspect.subscribers()
+    found = http.get("/fetch/subscribers", params={"email": "ann@example.com"})
+
+    _change_email(http, "ann@example.com", "ann.new@example.com")
+
+    moved = http.get("/fetch/subscribers", params={"email": "ann.new@example.com"})
+    assert {**ann, "email": "ann.new@example.com"} == _people(emulator)[
+        "ann.new@example.com"
+    ]
+    assert found.json()["data"]["id"] == moved.json()["data"]["id"]
+    assert {"data": None} == http.get(
+        "/fetch/subscribers", params={"email": "ann@example.com"}
+    ).json()
+
+
+def test_change_email_of_an_unknown_subscriber_creates_it_at_the_new_address(
+    http: httpx.Client, emulator
+) -> None:
+    _change_email(http, "nobody@example.com", "somebody@example.com")
+
+    assert ["somebody@example.com"] == list(_people(emulator))
 
 
 @pytest.mark.parametrize(
