@@ -23,6 +23,7 @@ import random
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from ..queues import (
     Lease,
     Permit,
     Store,
+    StoreError,
     StorePolicy,
     StoreStats,
 )
@@ -66,6 +68,9 @@ GROUP_INTERVAL = 0.05
 POLL_INTERVAL = 0.5
 #: seconds between looks while a flush waits for other processes
 FLUSH_POLL = 0.02
+#: sends in a row that raise something other than HTTP trouble (a module a
+#: fork left half-imported, ...) before delivery here is declared broken
+BROKEN_AFTER = 3
 
 _batch_sent = signals.batch_sent
 _batch_failed = signals.batch_failed
@@ -81,10 +86,12 @@ DROP_REASONS = {
     "unencodable": "the event cannot be encoded as JSON",
     "rejected": "Bento refused the event (400/422)",
     "shutdown": "captured after shutdown()",
+    "broken": "delivery in this process is broken (see the error logged once)",
 }
-#: reasons said elsewhere: `disabled` is the user's choice, and the default
-#: client logs once why it is `not_configured`
-QUIET_REASONS = frozenset({"disabled", "not_configured"})
+#: reasons said elsewhere: `disabled` is the user's choice, the default
+#: client logs once why it is `not_configured`, and `broken` is said once
+#: when found and again at shutdown
+QUIET_REASONS = frozenset({"disabled", "not_configured", "broken"})
 
 
 @dataclass(frozen=True)
@@ -247,11 +254,15 @@ class Worker:
         self.dropped: dict[str, int] = {}
         self.receiver_errors = 0
         self.store_errors = 0
+        #: this process's events the store lost (a deleted SQLite file)
+        self.store_lost = 0
         self.drop_log = RateLimitedLog()
         self.last_success_at: float | None = None
         self.last_error_at: float | None = None
         self.last_error: str | None = None
         self.auth_failed = False
+        #: why sending cannot work in this process (see `_send_raised`), or None
+        self.broken: str | None = None
         # -- worker-only state -------------------------------------------------
         self._pending: list[Lease] = []  # bisection halves, next at the end
         #: encoded events a durable store could not take yet (oldest first)
@@ -260,6 +271,7 @@ class Worker:
         self._drain_lock = threading.Lock()
         self._attempt = 0
         self._retry_at = 0.0
+        self._raised_in_a_row = 0
         self._outage_since: float | None = None
         self._outage_warned = False
 
@@ -404,6 +416,8 @@ class Worker:
             while self.settled < target:
                 if self.auth_failed or self.stopping:
                     return False
+                if self.broken is not None and self.durable:
+                    return False  # only other processes can deliver them now
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -430,6 +444,14 @@ class Worker:
                 logger.exception("bento_track: could not save events to the store")
         if (thread is None or not thread.is_alive()) and self.sender is not None:
             self.sender.close()
+        lost = self.dropped.get("broken", 0)
+        if lost:
+            logger.error(
+                "bento_track: shut down with %d events lost: delivery in this "
+                "process was broken (%s); counted in stats().dropped['broken']",
+                lost,
+                self.broken,
+            )
 
     def is_alive(self) -> bool:
         """Whether the worker thread is running."""
@@ -449,6 +471,9 @@ class Worker:
                             self._send(job)
                         else:
                             self._sleep(delay, wake_at, flushing)
+                    except StoreError as exc:  # said by the store; try again
+                        self._store_trouble(exc)
+                        self.clock.wait(self._never, 1.0)
                     except Exception:  # never let the worker die
                         logger.exception(
                             "bento_track: delivery worker error (continuing)"
@@ -474,7 +499,9 @@ class Worker:
 
     def _note_left(self) -> None:
         self._refresh()
-        self.left_in_store = self.outstanding
+        # Only what outlives the process is "left in the store": a memory
+        # fallback's events end with it (the exit message counts them lost).
+        self.left_in_store = self.store.kept()
         if self.left_in_store:
             logger.info(
                 "bento_track: %d events of this process are left in the store "
@@ -632,6 +659,16 @@ class Worker:
                 self.held -= 1
         self.drop([event], reason, queued=True, error=error, message=message)
 
+    def _store_trouble(self, exc: Exception) -> None:
+        """A store operation other than a write failed: counted, logged at
+        most once a minute (no traceback: the store's message says why)."""
+        self.store_errors += 1
+        self.last_error = f"store: {exc}"
+        self.last_error_at = self.clock.time()
+        self.drop_log.warn(
+            "store_trouble", 1, "the store %s: %s", self.store.location, exc
+        )
+
     def _store_failed(self, records: list[Record], exc: Exception) -> None:
         """A durable store refused a write (disk full, locked too long, ...):
         keep the records in memory, bounded like the inbox, and try again at
@@ -671,10 +708,18 @@ class Worker:
         left it (delivered or dropped by any process) are settled."""
         try:
             out = self.store.outstanding()
+            lost = self.store.lost()
         except Exception as exc:
             self.last_error = f"store: {exc}"
             return
         with self.progress:
+            if lost > self.store_lost:
+                # Settled below (they left the store), but lost, not sent:
+                # the store said so when it noticed.
+                self.dropped["store_lost"] = (
+                    self.dropped.get("store_lost", 0) + lost - self.store_lost
+                )
+                self.store_lost = lost
             self.outstanding = out
             self.settled = self.settled_local + self.put_total - out
             self.progress.notify_all()
@@ -684,6 +729,9 @@ class Worker:
         to make now); a delay of None means nothing is waiting to be sent."""
         if self.auth_failed:
             return None, _NEVER, None
+        if self.broken is not None:
+            self._drop_broken()
+            return None, 1, None  # wake for new events: they are dropped too
         now = self.clock.monotonic()
         backoff = self._retry_at - now
         if self._pending:
@@ -742,11 +790,75 @@ class Worker:
         try:
             if job.from_pending:
                 self.store.renew(lease)
-            outcome = self.sender.post(payload, len(batch), timeout=timeout)
+            try:
+                outcome = self.sender.post(payload, len(batch), timeout=timeout)
+            except Exception as exc:  # HTTP trouble is an Outcome: this is not
+                self._put_back(lease, job.from_pending)
+                self._send_raised(exc)
+                return
         finally:
             self.store.complete(job.permit)
+        self._raised_in_a_row = 0
         self.requests += 1
         self._handle(lease, outcome, job.from_pending)
+
+    def _send_raised(self, exc: Exception) -> None:
+        """`Sender.post` raised: not an answer or a network failure (it maps
+        those) but trouble of this process, such as a module a fork left
+        half-imported. Tried again with backoff; `BROKEN_AFTER` in a row and
+        delivery here is broken: said once, loudly, and this process's events
+        are dropped as `broken` (a durable store keeps them for the other
+        processes) instead of being retried forever."""
+        redact = self.sender.config.redact if self.sender is not None else str
+        cause = redact(f"{type(exc).__name__}: {exc}")
+        self._raised_in_a_row += 1
+        self.last_error = f"sending raised {cause}"
+        self.last_error_at = self.clock.time()
+        if self._raised_in_a_row < BROKEN_AFTER:
+            self._retry_at = self.clock.monotonic() + _http.backoff_delay(
+                self._raised_in_a_row,
+                base=self.settings.retry_base_delay,
+                cap=_RETRY_CAP,
+                rand=self.rand,
+            )
+            return
+        self.broken = cause
+        self.last_error = f"delivery in this process is broken: {cause}"
+        where = (
+            f"they wait in the store {self.store.location} for another process"
+            if self.durable
+            else "they are dropped (stats().dropped['broken']), as are those "
+            "captured from now on"
+        )
+        logger.error(
+            "bento_track: delivery in this process is broken: sending raised %s "
+            "%d times in a row (a fork during an import can leave a module "
+            "half-initialized; restart the process). This process sends "
+            "nothing more; %s.\n%s",
+            cause,
+            self._raised_in_a_row,
+            where,
+            redact("".join(traceback.format_exception(exc)).rstrip()),
+        )
+        with self.progress:
+            self.progress.notify_all()  # a waiting flush() reconsiders
+
+    def _drop_broken(self) -> None:
+        """Delivery here is broken: drop the events of the memory store (what
+        a durable store holds stays there for other processes)."""
+        backend = self.backend
+        if self.durable or backend is None:
+            return
+        records: list[Record] = []
+        while self._pending:
+            lease = self._pending.pop()
+            self.store.reject(lease)
+            records += lease.records
+        records += backend.drop_oldest(len(backend))
+        if records:
+            self._update_held()
+            self.drop(_events(records), "broken", queued=False, message=self.broken)
+            self._refresh()  # settled last, once the drop was said
 
     def _put_back(self, lease: Lease, from_pending: bool) -> None:
         if from_pending:
