@@ -478,23 +478,40 @@ class Client:
         self._undelivered_at_shutdown = left
         if left > 0:
             with library_section():
-                kept = worker.left_in_store or 0
-                if kept:
-                    logger.warning(
-                        "bento_track: shut down with %d events undelivered (%s); "
-                        "%d of them wait in the store %s for the next process",
-                        left,
-                        worker.last_error or "time ran out",
-                        kept,
-                        self._store.location,
-                    )
-                else:
-                    logger.warning(
-                        "bento_track: shut down with %d events undelivered (%s)",
-                        left,
-                        worker.last_error or "time ran out",
-                    )
+                self._say_left(left, min(left, worker.left_in_store or 0))
         return left
+
+    def _say_left(self, left: int, kept: int) -> None:
+        """The exit message: of `left` undelivered events, `kept` are in a
+        durable store (the store's own count); the rest end with us."""
+        why = self._worker.last_error or "time ran out"
+        lost = left - kept
+        if not kept:
+            logger.warning(
+                "bento_track: shut down with %d events undelivered (%s); they "
+                "are lost with this process",
+                left,
+                why,
+            )
+        elif not lost:
+            logger.warning(
+                "bento_track: shut down with %d events undelivered (%s); all "
+                "wait in the store %s for the next process",
+                left,
+                why,
+                self._store.location,
+            )
+        else:
+            logger.warning(
+                "bento_track: shut down with %d events undelivered (%s); %d wait "
+                "in the store %s for the next process, %d are lost with this "
+                "process (they never reached the store)",
+                left,
+                why,
+                kept,
+                self._store.location,
+                lost,
+            )
 
     def close(self) -> None:
         """`shutdown()` with the default timeout, for `contextlib.closing` and
