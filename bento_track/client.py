@@ -25,14 +25,14 @@ from typing import Any
 
 from . import signals
 from ._capture.context import bind_email, current_email, current_request
-from ._delivery.batcher import HARD_MAX_BATCH_SIZE
+from ._delivery.batcher import BODY_OVERHEAD, HARD_MAX_BATCH_SIZE
 from ._delivery.clock import Clock, SystemClock
 from ._delivery.sender import Sender
 from ._delivery.worker import DeliveryStats, Worker, WorkerSettings
 from ._internal import internal_error, library_section, logger
 from .config import ENV_VARS, Config, check_number, env_flag
 from .errors import ConfigurationError, InvalidEventError
-from .events import Event, validate_email
+from .events import Event, OversizeEventError, validate_email
 from .queues import (
     DEFAULT_MAX_STORE_BYTES,
     Account,
@@ -204,6 +204,9 @@ class Client:
             ),
             sync_mode=bool(sync_mode),
         )
+        #: the most bytes one encoded event may take: what a request carries
+        #: besides its envelope (validation stops past it)
+        self.max_event_bytes: int = self._settings.max_batch_bytes - BODY_OVERHEAD - 1
         self.shutdown_timeout: float = check_number(
             "shutdown_timeout", shutdown_timeout, 0, 3600, unit="seconds"
         )
@@ -335,9 +338,17 @@ class Client:
                 and (details is None or isinstance(details, Mapping))
             ):
                 # The middleware asked for request facts on every event in it.
-                details = {**request.facts(), **(details or {})}
+                try:
+                    details = {**request.facts(), **(details or {})}
+                except Exception:  # an unreadable mapping: `build` names it
+                    pass
             event = Event.build(
-                type, email=email, fields=fields, details=details, date=date
+                type,
+                email=email,
+                fields=fields,
+                details=details,
+                date=date,
+                max_bytes=self.max_event_bytes,
             )
         except InvalidEventError as exc:
             self.refuse_invalid(exc)
@@ -354,12 +365,14 @@ class Client:
         self, error: InvalidEventError, where: str | None = None
     ) -> None:
         """An event that could not be built: dropped (counted as `invalid`,
-        signalled, logged). From `track()` (no `where`) in strict mode, raised
-        instead; capture paths pass `where` and never raise."""
+        or `oversize` for an `OversizeEventError`; signalled, logged). From
+        `track()` (no `where`) in strict mode, raised instead; capture paths
+        pass `where` and never raise."""
         if self.strict and where is None:
             raise error
+        reason = "oversize" if isinstance(error, OversizeEventError) else "invalid"
         self._worker.drop(
-            [], "invalid", queued=False, count=1, error=error, where=where or "track()"
+            [], reason, queued=False, count=1, error=error, where=where or "track()"
         )
 
     def capture(self, event: Event) -> None:

@@ -13,25 +13,29 @@ import dataclasses
 import datetime as dt
 import enum
 import re
+import sys
 import time
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
 from .errors import InvalidEventError
 
 __all__ = [
+    "EVENT_FRAME",
     "Event",
     "JSONValue",
+    "OversizeEventError",
     "dumps",
     "format_timestamp",
     "normalize_fields",
     "normalize_json",
     "purchase",
     "remove_tag",
+    "size_floor",
     "subscribe",
     "tag",
     "unsubscribe",
@@ -60,6 +64,92 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 _SCALARS = (str, int, float, bool, type(None))
 _FLAT_TYPES = frozenset(_SCALARS)
 _INFINITIES = (float("inf"), float("-inf"))
+#: the bytes every encoded event takes beyond its type, email, fields and
+#: details: `{"type":"","email":"","date":"2026-01-01T00:00:00.000Z"}`
+EVENT_FRAME = 56
+#: containers of at least this many items are measured whole by the C encoder
+#: before they are walked (when the event has a size limit): a big container
+#: of small values is told oversize in a few milliseconds, not after a walk
+_MEASURE_AT = 256
+_MEASURE_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+class OversizeEventError(InvalidEventError):
+    """An event known, while it is validated, to be larger encoded than one
+    request may carry (`max_batch_bytes` less the request's envelope).
+
+    Attributes:
+        size: bytes counted when validation stopped (the event takes at least
+            this many; validation does not read the rest).
+        limit: the most bytes one event may take.
+    """
+
+    def __init__(self, message: str, *, field: str, size: int, limit: int) -> None:
+        super().__init__(message, field=field)
+        self.size = size
+        self.limit = limit
+
+
+class _Budget:
+    """The bytes an event may still take, counted from below while validation
+    walks it, so that an event far over the limit is refused as soon as that
+    is known instead of after reading all of it. A container counts its
+    smallest encoding (`"":0,` per entry, `0,` per item) when it is entered,
+    each key and text its length: never more than the real encoding, so an
+    event under the limit is never refused."""
+
+    __slots__ = ("left", "limit", "measure", "type")
+
+    def __init__(self, limit: int | None, used: int = 0, type: str = "") -> None:
+        #: whether big containers are measured (only when there is a limit)
+        self.measure = limit is not None
+        self.limit = sys.maxsize if limit is None else limit
+        self.left = self.limit - used
+        self.type = type
+
+    def exceeded(self, path: str) -> NoReturn:
+        """Raise `OversizeEventError`: the event is known to be too large."""
+        size = self.limit - self.left
+        what = repr(self.type) if self.type else "the event"
+        raise OversizeEventError(
+            f"{what} is at least {size} bytes encoded (counted up to {path}); "
+            f"one event may take at most {self.limit} (max_batch_bytes less the "
+            "request envelope)",
+            field=path,
+            size=size,
+            limit=self.limit,
+        )
+
+
+def _said(exc: BaseException) -> str:
+    """An exception's text, even when its `__str__` raises."""
+    try:
+        text = str(exc)
+    except Exception:
+        return "<message unreadable>"
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _shown(value: object) -> str:
+    """A short `repr` of a user value, even when its `__repr__` raises."""
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type_name(value)}>"
+    return text if len(text) <= 80 else text[:80] + "..."
+
+
+def _unreadable(path: str, value: object, exc: Exception) -> InvalidEventError:
+    """A user object raised while it was read (its `items()`, `__len__`,
+    `__str__`, `strip()`, ...): the event is invalid, naming where."""
+    return InvalidEventError(
+        f"{path}: reading the {type_name(value)} raised {type_name(exc)}: {_said(exc)}",
+        field=path,
+    )
 
 
 _valid_emails: dict[str, str] = {}
@@ -80,7 +170,9 @@ def validate_email(email: object, field: str = "email") -> str:
             f"{field} must be a string email address, not {type(email).__name__}",
             field=field,
         )
-    value = email.strip()
+    # `str.strip`, not `email.strip`: a subclass's methods are never called
+    # (one that raises would escape as something else than an invalid event).
+    value = str.strip(email)
     if not value:
         raise InvalidEventError(
             f"{field} is required and must not be empty", field=field
@@ -90,9 +182,10 @@ def validate_email(email: object, field: str = "email") -> str:
         raise InvalidEventError(
             f"{field} is not a well-formed email address: {value[:80]!r}", field=field
         )
-    if len(_valid_emails) >= _VALID_EMAIL_CACHE:
-        _valid_emails.clear()
-    _valid_emails[email] = value
+    if type(email) is str:
+        if len(_valid_emails) >= _VALID_EMAIL_CACHE:
+            _valid_emails.clear()
+        _valid_emails[email] = value
     return value
 
 
@@ -120,8 +213,15 @@ def check_text(value: str, field: str) -> str:
 def _check_int(value: int, path: str) -> int:
     if _INT_MIN <= value <= _INT_MAX:
         return value
+    # Python refuses to print an integer of more than 4,300 digits (a
+    # ValueError): a huge one is described by its size instead.
+    shown = (
+        str(value)
+        if value.bit_length() <= 256
+        else (f"an integer of {value.bit_length()} bits")
+    )
     raise InvalidEventError(
-        f"{path}: {value} does not fit in a 64-bit JSON number; send it as a string",
+        f"{path}: {shown} does not fit in a 64-bit JSON number; send it as a string",
         field=path,
     )
 
@@ -138,7 +238,7 @@ def format_date(value: dt.datetime | dt.date) -> str:
     return text.replace("+00:00", "Z")
 
 
-def _convert(value: Any, path: str) -> JSONValue:
+def _convert(value: Any, path: str, depth: int, budget: _Budget) -> JSONValue:
     """One non-native value to its JSON form, or an error naming `path`."""
     if isinstance(value, (dt.datetime, dt.date)):
         return format_date(value)
@@ -147,14 +247,16 @@ def _convert(value: Any, path: str) -> JSONValue:
             raise InvalidEventError(
                 f"{path}: {value} is not a finite number", field=path
             )
-        return int(value) if value == value.to_integral_value() else float(value)
+        number = int(value) if value == value.to_integral_value() else float(value)
+        return _walk(number, path, depth, budget)
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, enum.Enum):
-        return normalize_json(value.value, path)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return normalize_json(
-            {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, path
+        return _walk(
+            {f.name: getattr(value, f.name) for f in dataclasses.fields(value)},
+            path,
+            depth + 1,
+            budget,
         )
     raise InvalidEventError(
         f"{path}: {type(value).__name__} values cannot be encoded as JSON "
@@ -167,8 +269,16 @@ def _convert(value: Any, path: str) -> JSONValue:
 def normalize_json(value: Any, path: str = "details", _depth: int = 0) -> JSONValue:
     """Return `value` as plain JSON types, or raise `InvalidEventError` naming the
     offending path (e.g. `details.cart.items[2].price`)."""
+    return _walk(value, path, _depth, _Budget(None))
+
+
+def _walk(value: Any, path: str, depth: int, budget: _Budget) -> JSONValue:
+    """`normalize_json`, spending `budget` on the way."""
     kind = type(value)
     if kind is str:
+        budget.left -= len(value) + 1  # quoted; the parent counted one byte
+        if budget.left < 0:
+            budget.exceeded(path)
         return check_text(value, path)
     if kind is bool or value is None:
         return value
@@ -178,31 +288,103 @@ def normalize_json(value: Any, path: str = "details", _depth: int = 0) -> JSONVa
         if value != value or value in _INFINITIES:
             raise InvalidEventError(f"{path}: {value} is not valid JSON", field=path)
         return value
-    if _depth > _MAX_DEPTH:
+    if depth > _MAX_DEPTH:
         raise InvalidEventError(
             f"{path}: nested more than {_MAX_DEPTH} levels", field=path
         )
-    if isinstance(value, Mapping):
-        out: dict[str, JSONValue] = {}
-        for key, item in value.items():
+    # Past the plain types, user objects run their own code (`items()`,
+    # `__len__`, `__str__`, properties); whatever they raise makes the event
+    # invalid, naming where, rather than escaping as some other error.
+    try:
+        if kind is dict or isinstance(value, Mapping):
+            return _walk_mapping(value, path, depth, budget)
+        if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+            return _walk_sequence(value, path, depth, budget)
+        if isinstance(value, enum.Enum):
+            return _walk(value.value, path, depth + 1, budget)
+        # Subclasses of the plain types, taken as their plain value without
+        # calling anything they override (`__str__`, `__int__`, ...).
+        if isinstance(value, str):
+            return _walk(str.__str__(value), path, depth, budget)
+        if isinstance(value, int):
+            return _check_int(int.__int__(value), path)
+        if isinstance(value, float):
+            return _walk(float.__float__(value), path, depth, budget)
+        return _convert(value, path, depth, budget)
+    except InvalidEventError:
+        raise
+    except Exception as exc:
+        raise _unreadable(path, value, exc) from None
+
+
+def _walk_mapping(
+    value: Mapping[Any, Any], path: str, depth: int, budget: _Budget
+) -> dict[str, JSONValue]:
+    estimate = 5 * len(value)  # `"":0,` per entry
+    budget.left -= estimate
+    if budget.left < 0:
+        budget.exceeded(path)
+    if estimate >= 5 * _MEASURE_AT and budget.measure:
+        budget = _measured(value, estimate, path, budget)
+    out: dict[str, JSONValue] = {}
+    for key, item in value.items():
+        if type(key) is not str:
             if not isinstance(key, str):
                 raise InvalidEventError(
-                    f"{path}: keys must be strings, got {type(key).__name__} {key!r}",
+                    f"{path}: keys must be strings, got {type(key).__name__} "
+                    f"{_shown(key)}",
                     field=path,
                 )
+            key = str.__str__(key)
+        budget.left -= len(key)
+        if "\x00" in key or not key.isascii():
             check_text(key, f"{path} key {key!r}")
-            out[key] = normalize_json(item, f"{path}.{key}", _depth + 1)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [
-            normalize_json(item, f"{path}[{i}]", _depth + 1)
-            for i, item in enumerate(value)
-        ]
-    if isinstance(value, (str, int, float)):  # subclasses, e.g. IntEnum handled below
-        if isinstance(value, enum.Enum):
-            return normalize_json(value.value, path, _depth + 1)
-        return normalize_json(kind.__mro__[-2](value), path, _depth + 1)
-    return _convert(value, path)
+        out[key] = _walk(item, f"{path}.{key}", depth + 1, budget)
+    if budget.left < 0:
+        budget.exceeded(path)
+    return out
+
+
+def _walk_sequence(
+    value: list[Any] | tuple[Any, ...], path: str, depth: int, budget: _Budget
+) -> list[JSONValue]:
+    estimate = 2 * len(value)  # `0,` per item
+    budget.left -= estimate
+    if budget.left < 0:
+        budget.exceeded(path)
+    if estimate >= 2 * _MEASURE_AT and budget.measure:
+        budget = _measured(value, estimate, path, budget)
+    return [
+        _walk(item, f"{path}[{i}]", depth + 1, budget) for i, item in enumerate(value)
+    ]
+
+
+def _no_json(value: object) -> int:
+    """What `_measured` counts a value the C encoder does not know as: the
+    smallest JSON value (its real form is at least as large)."""
+    return 0
+
+
+def _measured(
+    value: Mapping[Any, Any] | list[Any] | tuple[Any, ...],
+    estimate: int,
+    path: str,
+    budget: _Budget,
+) -> _Budget:
+    """Measure a big container with the C encoder (milliseconds for a
+    megabyte) and spend that instead of `estimate`; its items are then walked
+    on an unlimited budget (they are counted). A container the encoder
+    refuses (a huge integer, a lone surrogate, ...) is walked as counted so
+    far, and the walk names the problem."""
+    try:
+        size = len(orjson.dumps(value, default=_no_json, option=_MEASURE_OPTIONS))
+    except Exception:
+        return budget
+    # The container's parent counted one byte for it.
+    budget.left += estimate - (size - 1)
+    if budget.left < 0:
+        budget.exceeded(path)
+    return _Budget(None)
 
 
 def _plain(fields: dict[Any, Any]) -> bool:
@@ -244,18 +426,30 @@ def normalize_fields(
             f"{path} must be a dict of field name to value, not {type(fields).__name__}",
             field=path,
         )
-    if len(fields) > MAX_FIELDS:
+    try:
+        return _flat_fields(fields, path)
+    except InvalidEventError:
+        raise
+    except Exception as exc:  # a user mapping's own code raised
+        raise _unreadable(path, fields, exc) from None
+
+
+def _flat_fields(fields: Mapping[Any, Any], path: str) -> dict[str, Any]:
+    count = len(fields)
+    if count > MAX_FIELDS:
         raise InvalidEventError(
-            f"{path}: {len(fields)} fields; at most {MAX_FIELDS} per event",
+            f"{path}: {count} fields; at most {MAX_FIELDS} per event",
             field=path,
         )
     out: dict[str, Any] = {}
     for key, value in fields.items():
-        if not isinstance(key, str) or not key:
+        if not isinstance(key, str) or not str.__len__(key):
             raise InvalidEventError(
-                f"{path}: field names must be non-empty strings, got {key!r}",
+                f"{path}: field names must be non-empty strings, got {_shown(key)}",
                 field=path,
             )
+        if type(key) is not str:
+            key = str.__str__(key)
         check_text(key, f"{path} key {key!r}")
         where = f"{path}.{key}"
         kind = type(value)
@@ -292,19 +486,22 @@ def check_type(value: object) -> str:
         hit = _valid_types.get(value)
         if hit is not None:
             return hit
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not str.strip(value):
         raise InvalidEventError(
             "type is required: a non-empty event name such as 'account.signup'",
             field="type",
         )
-    if len(value) > MAX_TYPE_LENGTH:
+    text = str.__str__(value)  # a subclass as its plain text
+    if len(text) > MAX_TYPE_LENGTH:
         raise InvalidEventError(
             f"type is longer than {MAX_TYPE_LENGTH} characters", field="type"
         )
-    check_text(value, "type")
-    if len(_valid_types) >= _VALID_TYPE_CACHE:
-        _valid_types.clear()
-    checked = _valid_types[value] = value.strip()
+    check_text(text, "type")
+    checked = text.strip()
+    if type(value) is str:
+        if len(_valid_types) >= _VALID_TYPE_CACHE:
+            _valid_types.clear()
+        _valid_types[value] = checked
     return checked
 
 
@@ -347,15 +544,39 @@ class Event:
         fields: Mapping[str, Any] | None = None,
         details: Mapping[str, Any] | None = None,
         date: dt.datetime | dt.date | str | None = None,
+        max_bytes: int | None = None,
     ) -> Event:
-        """Validate and normalise; raise `InvalidEventError` naming the field."""
-        return cls(
-            check_type(type),
-            validate_email(email),
-            None if fields is None else normalize_fields(fields),
-            None if details is None else check_details(details),
-            None if date is None else check_date(date),
-        )
+        """Validate and normalise; raise `InvalidEventError` naming the field.
+
+        `max_bytes`: the most an event may take encoded (a client passes what
+        one request can carry); validation stops with `OversizeEventError` as
+        soon as the event is known to be larger."""
+        part = "type"
+        try:
+            kind = check_type(type)
+            part = "email"
+            address = validate_email(email)
+            part = "fields"
+            flat = None if fields is None else normalize_fields(fields)
+            part = "details"
+            checked = (
+                None
+                if details is None
+                else check_details(
+                    details,
+                    max_bytes=max_bytes,
+                    used=size_floor(kind, address, flat),
+                    event_type=kind,
+                )
+            )
+            part = "date"
+            when = None if date is None else check_date(date)
+        except InvalidEventError:
+            raise
+        except Exception as exc:  # a user object's own code raised
+            given = {"type": type, "email": email, "fields": fields}
+            raise _unreadable(part, given.get(part, date), exc) from None
+        return cls(kind, address, flat, checked, when)
 
     def to_dict(self) -> dict[str, Any]:
         """The event as Bento's JSON object (empty parts omitted)."""
@@ -404,13 +625,34 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
-def check_details(details: object) -> dict[str, Any]:
-    """`details` as plain JSON (a dict), or raise naming the offending path."""
+def size_floor(type: str, email: str, fields: Mapping[str, Any] | None) -> int:
+    """The fewest bytes an event of this type, email and (checked) fields
+    takes encoded, before its details: what `check_details` is told is used."""
+    used = EVENT_FRAME + len(type) + len(email)
+    if fields:
+        used += 11 + 5 * len(fields)  # `,"fields":{` ... `}`, `"":0,` each
+    return used
+
+
+def check_details(
+    details: object,
+    *,
+    max_bytes: int | None = None,
+    used: int = 0,
+    event_type: str = "",
+) -> dict[str, Any]:
+    """`details` as plain JSON (a dict), or raise naming the offending path.
+
+    With `max_bytes`, raise `OversizeEventError` as soon as an event holding
+    these details (`used` bytes without them, see `size_floor`) is known to
+    take more than `max_bytes` encoded; `event_type` is named in the message.
+    """
     if not isinstance(details, Mapping):
         raise InvalidEventError(
             f"details must be a dict, not {type_name(details)}", field="details"
         )
-    checked: dict[str, Any] = normalize_json(details, "details")
+    budget = _Budget(max_bytes, used, event_type)
+    checked: dict[str, Any] = _walk(details, "details", 0, budget)
     return checked
 
 
@@ -420,11 +662,12 @@ def check_date(value: object) -> str:
     if isinstance(value, (dt.datetime, dt.date)):
         moment = value
     elif isinstance(value, str):
+        text = str.strip(value)  # a subclass as its plain text
         try:
-            moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise InvalidEventError(
-                f"date is not an ISO 8601 timestamp: {value[:40]!r}", field="date"
+                f"date is not an ISO 8601 timestamp: {text[:40]!r}", field="date"
             ) from None
     else:
         raise InvalidEventError(
@@ -470,7 +713,12 @@ def purchase(
 ) -> Event:
     """A `$purchase`: `key` is the stable order id Bento dedupes on (so a retry
     never counts twice); `amount_cents` is an integer number of cents."""
-    if not isinstance(key, (str, int)) or isinstance(key, bool) or key == "":
+    # Subclasses as their plain values: nothing they override is called.
+    if isinstance(key, str) and not isinstance(key, bool):
+        key = str.__str__(key)
+    elif isinstance(key, int) and not isinstance(key, bool):
+        key = int.__int__(key)
+    if type(key) not in (str, int) or key == "":
         raise InvalidEventError(
             "details.unique.key must be a non-empty order id (str or int)",
             field="details.unique.key",
@@ -478,29 +726,42 @@ def purchase(
     if not isinstance(amount_cents, int) or isinstance(amount_cents, bool):
         raise InvalidEventError(
             "details.value.amount must be an integer number of cents "
-            f"(e.g. 1999 for 19.99), not {amount_cents!r}",
+            f"(e.g. 1999 for 19.99), not {_shown(amount_cents)}",
             field="details.value.amount",
         )
-    if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
+    amount_cents = int.__int__(amount_cents)
+    if not isinstance(currency, str) or not re.fullmatch(
+        r"[A-Za-z]{3}", str.__str__(currency)
+    ):
         raise InvalidEventError(
             f"details.value.currency must be a 3-letter ISO code such as 'USD', "
-            f"not {currency!r}",
+            f"not {_shown(currency)}",
             field="details.value.currency",
         )
-    body: dict[str, Any] = dict(details or {})
+    if details is None:
+        body: dict[str, Any] = {}
+    elif isinstance(details, Mapping):
+        try:
+            body = dict(details)
+        except Exception as exc:  # a user mapping's own code raised
+            raise _unreadable("details", details, exc) from None
+    else:
+        raise InvalidEventError(
+            f"details must be a dict, not {type_name(details)}", field="details"
+        )
     body["unique"] = {"key": key}
-    body["value"] = {"amount": amount_cents, "currency": currency.upper()}
+    body["value"] = {"amount": amount_cents, "currency": str.upper(currency)}
     if cart is not None:
         body["cart"] = cart
     return Event.build("$purchase", email=email, fields=fields, details=body, date=date)
 
 
 def _tag_event(kind: str, email: str, tag_name: str) -> Event:
-    if not isinstance(tag_name, str) or not tag_name.strip():
+    if not isinstance(tag_name, str) or not str.strip(tag_name):
         raise InvalidEventError(
             "details.tag must be a non-empty tag name", field="details.tag"
         )
-    return Event.build(kind, email=email, details={"tag": tag_name.strip()})
+    return Event.build(kind, email=email, details={"tag": str.strip(tag_name)})
 
 
 def tag(email: str, tag_name: str) -> Event:
@@ -525,8 +786,9 @@ def unsubscribe(email: str) -> Event:
 
 def update_fields(email: str, fields: Mapping[str, Any]) -> Event:
     """`$update_fields`: set custom fields on the subscriber."""
-    if not fields:
+    event = Event.build("$update_fields", email=email, fields=fields)
+    if not event.fields:
         raise InvalidEventError(
             "fields must name at least one field to update", field="fields"
         )
-    return Event.build("$update_fields", email=email, fields=fields)
+    return event

@@ -8,9 +8,12 @@ The README's "Bad input" table lists these same cases.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -18,10 +21,73 @@ import pytest
 import bento_track
 from bento_track import signals
 from bento_track.errors import ConfigurationError, InvalidEventError
+from bento_track.events import Event, OversizeEventError
 
 
 class Opaque:
     pass
+
+
+class ItemsRaise(dict):  # type: ignore[type-arg]
+    """A mapping whose `items()` raises (a broken ORM row, a lazy proxy)."""
+
+    def items(self):
+        raise RuntimeError("items() is broken")
+
+
+class LenRaise(Mapping[str, Any]):
+    """A mapping whose `__len__` raises."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        raise RuntimeError("__len__ is broken")
+
+
+class ReprRaise:
+    """An object whose `__repr__` and `__str__` raise (used as a dict key)."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("__repr__ is broken")
+
+    __str__ = __repr__
+
+
+class StrRaise:
+    """A value whose `__str__` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ is broken")
+
+
+class ExceptionStrRaise(Exception):
+    """An exception whose text cannot be read."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ is broken")
+
+
+class DateRaise(dt.datetime):
+    """A datetime whose conversion to UTC raises."""
+
+    def astimezone(self, tz: Any = None) -> Any:
+        raise RuntimeError("astimezone() is broken")
+
+
+@dataclasses.dataclass
+class Lazy:
+    """A dataclass whose field reads run code that raises."""
+
+    name: str
+
+    def __getattribute__(self, attr: str) -> Any:
+        if attr == "name":
+            raise RuntimeError("the field is broken")
+        return super().__getattribute__(attr)
 
 
 def _self_referencing() -> dict[str, Any]:
@@ -196,6 +262,84 @@ CATALOGUE: list[tuple[str, dict[str, Any], str, str]] = [
         "64-bit",
     ),
     (
+        "integer of 5,000 digits in details",
+        dict(type="t", email=OK, details={"n": 10**5000}),
+        "details.n",
+        "64-bit",
+    ),
+    (
+        "integer of 5,000 digits in fields",
+        dict(type="t", email=OK, fields={"n": -(10**5000)}),
+        "fields.n",
+        "64-bit",
+    ),
+    (
+        "Decimal beyond 64 bits",
+        dict(type="t", email=OK, details={"d": Decimal("1e5000")}),
+        "details.d",
+        "64-bit",
+    ),
+    (
+        "nested mapping whose items() raises",
+        dict(type="t", email=OK, details={"row": ItemsRaise(a=1)}),
+        "details.row",
+        "items() is broken",
+    ),
+    (
+        "details whose items() raises",
+        dict(type="t", email=OK, details=ItemsRaise(a=1)),
+        "details",
+        "RuntimeError",
+    ),
+    (
+        "fields whose items() raises",
+        dict(type="t", email=OK, fields=ItemsRaise(a=1)),
+        "fields",
+        "items() is broken",
+    ),
+    (
+        "nested mapping whose __len__ raises",
+        dict(type="t", email=OK, details={"m": LenRaise()}),
+        "details.m",
+        "__len__ is broken",
+    ),
+    (
+        "fields whose __len__ raises",
+        dict(type="t", email=OK, fields=LenRaise()),
+        "fields",
+        "__len__ is broken",
+    ),
+    (
+        "details key whose __repr__ raises",
+        dict(type="t", email=OK, details={ReprRaise(): 1}),
+        "details",
+        "keys must be strings",
+    ),
+    (
+        "field name whose __repr__ raises",
+        dict(type="t", email=OK, fields={ReprRaise(): 1}),
+        "fields",
+        "non-empty strings",
+    ),
+    (
+        "value whose __str__ raises",
+        dict(type="t", email=OK, details={"s": StrRaise()}),
+        "details.s",
+        "StrRaise",
+    ),
+    (
+        "dataclass whose field raises",
+        dict(type="t", email=OK, details={"obj": Lazy("x")}),
+        "details.obj",
+        "the field is broken",
+    ),
+    (
+        "date whose conversion raises",
+        dict(type="t", email=OK, date=DateRaise(2024, 5, 1, tzinfo=dt.timezone.utc)),
+        "date",
+        "astimezone() is broken",
+    ),
+    (
         "10,000 fields",
         dict(type="t", email=OK, fields={f"f{i}": i for i in range(10_000)}),
         "fields",
@@ -243,8 +387,8 @@ every_case = pytest.mark.parametrize(
 def make_client() -> Iterator:
     made: list[bento_track.Client] = []
 
-    def make(strict: bool) -> bento_track.Client:
-        client = bento_track.Client(disabled=True, environ={}, strict=strict)
+    def make(strict: bool, **options: Any) -> bento_track.Client:
+        client = bento_track.Client(disabled=True, environ={}, strict=strict, **options)
         made.append(client)
         return client
 
@@ -289,6 +433,149 @@ def test_lenient_mode_drops_counts_signals_and_logs(
     assert text in seen[0]["message"]
     assert seen[0]["error"].field.startswith(field)
     assert any(text in r.getMessage() for r in caplog.records)
+    assert all(r.exc_info is None for r in caplog.records)  # no traceback
+
+
+class CountingDict(dict):  # type: ignore[type-arg]
+    """A dict that counts the items validation reads from it."""
+
+    read = 0
+
+    def items(self):
+        for pair in super().items():
+            CountingDict.read += 1
+            yield pair
+
+
+def _million_keys() -> dict[str, Any]:
+    CountingDict.read = 0
+    return {"outer": CountingDict((f"k{i}", i) for i in range(1_000_000))}
+
+
+def test_an_event_far_over_a_request_is_refused_before_it_is_read(
+    make_client, caplog
+) -> None:
+    """A nested dict of a million keys (over 12 MB encoded, a request holds
+    1 MiB): refused on entering it, without reading one of its items. Before
+    this, the whole dict was walked first (640 ms in the caller's thread)."""
+    details = _million_keys()
+    strict = make_client(strict=True)
+    with pytest.raises(OversizeEventError) as info:
+        strict.track("big", email=OK, details=details)
+    assert info.value.field == "details.outer"
+    assert info.value.size > info.value.limit == strict.max_event_bytes
+    assert "'big' is at least" in str(info.value)
+    lenient = make_client(strict=False)
+    with caplog.at_level(logging.WARNING, logger="bento_track"):
+        started = time.perf_counter()
+        assert lenient.track("big", email=OK, details=details) is None
+        took = time.perf_counter() - started
+    assert CountingDict.read == 0
+    assert took < 0.05, f"{took * 1000:.1f} ms"  # measured: about 0.01 ms
+    assert lenient.stats().dropped == {"oversize": 1}
+    said = [r for r in caplog.records if "oversize" in r.getMessage()]
+    assert len(said) == 1 and said[0].exc_info is None
+    assert "'big' is at least" in said[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        {f"key_{i}": i for i in range(150_000)},  # measured, not walked
+        {"rows": [{"a": 1} for _ in range(300_000)]},
+        {"blobs": ["x" * 1_000_000 for _ in range(20)]},
+        {"blob": "x" * 20_000_000},
+    ],
+    ids=["150k keys", "300k small dicts", "20 strings of 1 MB", "a 20 MB string"],
+)
+def test_other_oversize_shapes_stop_early(make_client, details) -> None:
+    client = make_client(strict=False)
+    started = time.perf_counter()
+    assert client.track("big", email=OK, details=details) is None
+    took = time.perf_counter() - started
+    assert client.stats().dropped == {"oversize": 1}
+    assert took < 0.2, f"{took * 1000:.1f} ms"  # measured: 0.01 to 11 ms
+
+
+SHAPES = {
+    "one string": lambda n: {"blob": "x" * n},
+    "small dicts": lambda n: {"rows": [{"k": "v" * 8} for _ in range(n)]},
+    "many keys": lambda n: {f"k{i}": i for i in range(n)},
+    "numbers": lambda n: {"nums": list(range(n))},
+    "non-ASCII text": lambda n: {"t": ["é" * 10] * n},
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
+def test_an_event_that_fits_is_never_refused(make_client, shape) -> None:
+    """The size is counted from below: an event whose encoding fits is never
+    refused, however close to the limit; one refused is really over it."""
+    from bento_track._delivery.batcher import encode_event
+
+    client = make_client(strict=True, max_batch_bytes=16_384)
+    limit = client.max_event_bytes
+
+    def real_size(n: int) -> int:
+        return len(encode_event(Event.build("t", email=OK, details=shape(n))))
+
+    low, high = 1, 1
+    while real_size(high) <= limit:
+        high *= 2
+    while high - low > 1:  # the largest n whose event fits
+        middle = (low + high) // 2
+        low, high = (middle, high) if real_size(middle) <= limit else (low, middle)
+    assert real_size(low) <= limit < real_size(low + 1)
+    for n in range(max(1, low - 3), low + 4):
+        try:
+            client.track("t", email=OK, details=shape(n))
+        except OversizeEventError:
+            assert real_size(n) > limit, n
+        else:
+            assert real_size(n) <= limit or n > low
+
+
+def test_plain_type_subclasses_are_read_without_their_overrides(make_client) -> None:
+    """A `str`, `int` or `float` subclass is taken as its plain value; nothing
+    it overrides (`strip()`, `__str__`, `__int__`) is called, so an override
+    that raises cannot break validation."""
+
+    class Text(str):
+        def strip(self, chars: Any = None) -> str:
+            raise RuntimeError("strip() is broken")
+
+        def __str__(self) -> str:
+            raise RuntimeError("__str__ is broken")
+
+    class Number(int):
+        def __int__(self) -> int:
+            raise RuntimeError("__int__ is broken")
+
+    client = make_client(strict=True)
+    event = client.track(
+        Text(" signup "),
+        email=Text(" u@example.com "),
+        fields={Text("plan"): Text("pro")},
+        details={Text("n"): Number(3), "when": Text("2024-05-01T00:00:00Z")},
+        date=Text("2024-05-01T00:00:00Z"),
+    )
+    assert event is not None
+    assert (event.type, event.email) == ("signup", "u@example.com")
+    assert event.fields == {"plan": "pro"} and event.details == {
+        "n": 3,
+        "when": "2024-05-01T00:00:00Z",
+    }
+    for value in (event.type, event.email, *event.fields, *event.details):
+        assert type(value) is str
+    assert type(event.details["n"]) is int
+
+
+def test_an_exception_whose_text_raises_is_still_summarised() -> None:
+    from bento_track._capture.build import exception_summary
+
+    assert exception_summary(ExceptionStrRaise()) == {
+        "type": "tests.test_catalogue.ExceptionStrRaise",
+        "message": "<message unreadable>",
+    }
 
 
 def test_dates_that_are_accepted(make_client) -> None:

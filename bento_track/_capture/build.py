@@ -16,6 +16,7 @@ from ..events import (
     check_details,
     check_type,
     normalize_fields,
+    size_floor,
     validate_email,
 )
 from .context import current_email
@@ -66,7 +67,11 @@ def exception_summary(exc: BaseException) -> dict[str, str]:
     name = kind.__qualname__
     if kind.__module__ not in ("builtins", "__main__"):
         name = f"{kind.__module__}.{name}"
-    return {"type": name, "message": str(exc)[:1000]}
+    try:
+        message = str(exc)[:1000]
+    except Exception:  # an exception whose `__str__` raises still counts
+        message = "<message unreadable>"
+    return {"type": name, "message": message}
 
 
 def capture_event(
@@ -97,21 +102,25 @@ def capture_event(
                     "request, or configure the middleware's identify=",
                     field="email",
                 )
+        target = resolve_client(client)
+        kind = check_type(type)
+        address = validate_email(email)
+        flat = None if fields is None else normalize_fields(fields)
         merged = trusted
-        if details:
-            checked = check_details(details)
+        if details is not None:
+            checked = check_details(
+                details,
+                max_bytes=target.max_event_bytes,
+                used=size_floor(kind, address, flat),
+                event_type=kind,
+            )
             if trusted:
                 merged = dict(trusted)
                 merged.update(checked)
             else:
                 merged = checked
-        event = Event(
-            check_type(type),
-            validate_email(email),
-            normalize_fields(fields) if fields else None,
-            merged or None,
-        )
-        resolve_client(client).capture(event)
+        event = Event(kind, address, flat or None, merged or None)
+        target.capture(event)
     except InvalidEventError as exc:
         report_invalid(where, exc, client)
     except Exception:
