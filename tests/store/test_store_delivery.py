@@ -128,3 +128,38 @@ def test_a_disk_that_fills_up_keeps_events_in_memory_then_delivers(
     assert result["sent"] == 1000 and result["dropped"] == {}
     assert result["depth"] == 0
     assert sorted(_seqs(emulator)) == list(range(1000))
+
+
+def test_a_store_file_deleted_under_the_app_is_noticed_and_said(
+    emulator, tmp_path, clients, caplog
+) -> None:
+    """Its events are gone with the file: counted as lost (never called
+    kept), the error logged and counted; the app's next events go to a new
+    file and are delivered."""
+    emulator.inspect.set_rate_limit(10_000, 60.0)
+    emulator.inspect.fail_next(1_000_000, status=503)  # the 20 stay stored
+    path = tmp_path / "deleted.db"
+    client = clients(
+        **emulator.client_kwargs(),
+        **FAST,
+        retry_base_delay=0.05,
+        store=f"sqlite:///{path}",
+    )
+    for i in range(20):
+        client.track("a", email="d@example.com", details={"seq": i})
+    wait_until(lambda: client.stats().store.depth == 20, 20)
+    path.unlink()
+    for name in ("deleted.db-wal", "deleted.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    emulator.inspect.reset()
+    emulator.inspect.set_rate_limit(10_000, 60.0)
+    for i in range(20, 25):
+        client.track("a", email="d@example.com", details={"seq": i})
+    assert client.flush(30) is True
+    stats = client.stats()
+    assert stats.dropped.get("store_lost") == 20
+    assert stats.store_errors >= 1
+    assert sorted(_seqs(emulator)) == list(range(20, 25))
+    assert path.exists() and path.stat().st_mode & 0o777 == 0o600
+    assert "deleted or replaced" in caplog.text and "20 events" in caplog.text
+    assert client.shutdown() == 0
