@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
+from contextlib import closing
 
 from bento_track.cli import main
+from bento_track.queues import SQLiteStore
+from bento_track.queues.sqlite import SCHEMA_V1
 
 
 def test_store_command_shows_depth_age_leases_and_budget(
@@ -44,3 +48,39 @@ def test_store_command_on_a_closed_store_and_on_nothing(tmp_path, capsys) -> Non
     assert main(["store", f"sqlite:///{tmp_path}/none.db"]) == 2
     assert "no store at" in capsys.readouterr().err
     assert main(["store", "memory"]) == 2
+
+
+def test_store_command_shows_unassigned_events_and_adopts_them(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as conn, conn:  # a file of schema 1
+        conn.executescript(SCHEMA_V1)
+        conn.executemany(
+            "INSERT INTO events (created, data) VALUES (1.0, ?)",
+            [(b'{"seq":%d}' % i,) for i in range(3)],
+        )
+        conn.execute("UPDATE state SET rows = 3, bytes = 30")
+    url = f"sqlite:///{path}"
+    store = SQLiteStore(str(path))
+    store.open()  # migrated by a new process
+    store.close()
+    assert main(["store", url]) == 0
+    assert "unassigned 3 events written before stores knew accounts" in (
+        capsys.readouterr().out
+    )
+    for name, value in (
+        ("SITE_UUID", "site-x"),
+        ("PUBLISHABLE_KEY", "pk-x"),
+        ("SECRET_KEY", "sk-x"),
+    ):
+        monkeypatch.setenv(f"BENTO_{name}", value)
+    assert main(["store", url, "--adopt"]) == 0
+    assert "adopted 3 unassigned events into the account of site site-x" in (
+        capsys.readouterr().out
+    )
+    assert main(["store", url, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["unassigned"] == 0
+    assert [(a["site_uuid"], a["depth"]) for a in info["accounts"]] == [("site-x", 3)]
+    assert "pk-x" not in json.dumps(info) and "sk-x" not in json.dumps(info)
