@@ -825,16 +825,16 @@ class Worker:
         self.broken = cause
         self.last_error = f"delivery in this process is broken: {cause}"
         where = (
-            f"they wait in the store {self.store.location} for another process"
+            f"its events wait in the store {self.store.location} for others"
             if self.durable
-            else "they are dropped (stats().dropped['broken']), as are those "
-            "captured from now on"
+            else "its events are dropped (stats().dropped['broken']), and so "
+            "are those captured from now on"
         )
         logger.error(
             "bento_track: delivery in this process is broken: sending raised %s "
             "%d times in a row (a fork during an import can leave a module "
             "half-initialized; restart the process). This process sends "
-            "nothing more; %s.\n%s",
+            "nothing more: %s.\n%s",
             cause,
             self._raised_in_a_row,
             where,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..helpers import last_json
+from ..helpers import last_json, wait_until
 from ..store.conftest import run_script
 
 #: Import bento_track, then make a first send in each way it can go (a 5xx,
@@ -167,3 +167,112 @@ def test_a_child_forked_during_the_parents_first_send_delivers(
         4,
     ]
     assert "delivery worker error" not in done.stderr
+
+
+#: A process whose delivery is broken the way issue 17's children were: its
+#: `httpcore` is a module left half-initialized, so every send raises an
+#: AttributeError. With `fork`, the broken one is a forked child and the
+#: parent delivers its own events meanwhile. Prints the broken process's
+#: figures as JSON.
+BROKEN = """
+import importlib.util, json, logging, os, sys, types
+import bento_track
+
+logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(message)s")
+kwargs, fork = json.loads(sys.argv[1]), sys.argv[2] == "fork"
+
+
+def break_httpcore():
+    half = types.ModuleType("httpcore")
+    half.__spec__ = importlib.util.spec_from_loader("httpcore", loader=None)
+    half.__spec__._initializing = True
+    sys.modules["httpcore"] = half
+
+
+def run_broken(client):
+    break_httpcore()
+    for seq in range(5):
+        client.track("broken.event", email="b@example.com", details={"seq": seq})
+    flushed = client.flush(30)
+    # Captured once delivery is known to be broken.
+    for seq in range(5, 7):
+        client.track("broken.event", email="b@example.com", details={"seq": seq})
+    left = client.shutdown(5)
+    stats = client.stats()
+    return {"flushed": flushed, "left": left, "sent": stats.sent,
+            "dropped": stats.dropped, "last_error": stats.last_error}
+
+
+client = bento_track.Client(retry_base_delay=0.01, **kwargs)
+if not fork:
+    print(json.dumps(run_broken(client)))
+    sys.exit(0)
+read_end, write_end = os.pipe()
+pid = os.fork()
+if pid == 0:
+    code = 1
+    try:
+        os.close(read_end)
+        os.write(write_end, json.dumps(run_broken(client)).encode())
+        code = 0
+    finally:
+        os._exit(code)
+os.close(write_end)
+with os.fdopen(read_end) as pipe:
+    child = json.loads(pipe.read() or "null")
+_, status = os.waitpid(pid, 0)
+client.track("parent.event", email="p@example.com")
+child["parent_flushed"] = client.flush(30)
+client.shutdown(5)
+print(json.dumps(child))
+"""
+
+
+def test_a_child_with_broken_delivery_says_so_once_and_counts_its_events_lost(
+    emulator: Any,
+) -> None:
+    done = run_script(BROKEN, json.dumps(emulator.client_kwargs()), "fork")
+    child = last_json(done.stdout)
+    log = done.stderr
+    assert child["sent"] == 0 and child["left"] == 0, (child, log)
+    # Every event of the child, those captured after the error too.
+    assert child["dropped"] == {"broken": 7}, (child, log)
+    assert "partially initialized module 'httpcore'" in child["last_error"]
+    # Said once when found, naming the cause, and once at exit; no stream
+    # of "worker error" tracebacks.
+    found = [line for line in log.splitlines() if "is broken: sending raised" in line]
+    assert len(found) == 1, log
+    assert found[0].startswith("ERROR ") and "AttributeError" in found[0], log
+    assert "its events are dropped" in found[0]
+    assert log.count("shut down with 7 events lost") == 1, log
+    assert "delivery worker error" not in log
+    # The parent was not affected; the child's events never went out.
+    assert child["parent_flushed"], log
+    assert [e["type"] for e in emulator.inspect.events()] == ["parent.event"]
+
+
+def test_broken_delivery_leaves_a_durable_stores_events_for_the_next_process(
+    emulator: Any, tmp_path: Any, clients: Any
+) -> None:
+    store = f"sqlite:///{tmp_path / 'broken.db'}"
+    kwargs = dict(emulator.client_kwargs(), store=store)
+    done = run_script(BROKEN, json.dumps(kwargs), "alone")
+    broken = last_json(done.stdout)
+    log = done.stderr
+    assert broken["sent"] == 0 and broken["dropped"] == {}, (broken, log)
+    assert not broken["flushed"] and broken["left"] == 7, (broken, log)
+    found = [line for line in log.splitlines() if "is broken: sending raised" in line]
+    assert len(found) == 1 and "events wait in the store" in found[0], log
+    # The exit message says why, and where the 7 events wait.
+    exit_lines = [line for line in log.splitlines() if "shut down with" in line]
+    assert len(exit_lines) == 1, log
+    assert "7 events undelivered" in exit_lines[0], log
+    assert "in this process is broken" in exit_lines[0], log
+    assert "wait in the store" in exit_lines[0], log
+    assert emulator.inspect.events() == []
+    # The next process on the store delivers them, each once.
+    clients(**kwargs)
+    wait_until(lambda: len(emulator.inspect.events()) >= 7, 30)
+    assert sorted(e["details"]["seq"] for e in emulator.inspect.events()) == list(
+        range(7)
+    )
