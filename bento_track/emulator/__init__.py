@@ -16,7 +16,13 @@ from __future__ import annotations
 
 from .app import create_app
 from .inspector import Inspector
-from .server import EmulatorServer
+from .server import EmulatorExposedWarning, EmulatorServer
 from .settings import EmulatorSettings
 
-__all__ = ["EmulatorServer", "EmulatorSettings", "Inspector", "create_app"]
+__all__ = [
+    "EmulatorExposedWarning",
+    "EmulatorServer",
+    "EmulatorSettings",
+    "Inspector",
+    "create_app",
+]

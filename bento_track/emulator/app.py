@@ -1,17 +1,21 @@
 """`create_app(settings)`: the emulator as one Starlette app.
 
-Usable in-process (`httpx.ASGITransport(app=create_app())`) or served by
-uvicorn (`EmulatorServer`). `app.state.emulator` holds its `EmulatorState`.
+Usable in-process (`httpx.ASGITransport(app=create_app())`, with a base URL
+on `http://127.0.0.1`: other host names are refused like any foreign `Host`)
+or served by uvicorn (`EmulatorServer`). `app.state.emulator` holds its
+`EmulatorState`.
 """
 
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from .api import PREFIX, BentoAPI
 from .inbox import inbox_routes
 from .inspection import inspection_routes
+from .local_only import LocalOnly
 from .settings import EmulatorSettings
 from .state import EmulatorState
 
@@ -34,6 +38,10 @@ def create_app(settings: EmulatorSettings | None = None) -> Starlette:
         # reach the dispatcher, which answers 404/405 itself in Bento's order.
         Route(PREFIX + "/{path:path}", api),
     ]
-    app = Starlette(routes=routes)
+    # Every request, whatever its path, passes the Host and cross-site checks.
+    local_only = Middleware(
+        LocalOnly, allowed_hosts=state.settings.allowed_hosts, refusals=state.refusals
+    )
+    app = Starlette(routes=routes, middleware=[local_only])
     app.state.emulator = state
     return app

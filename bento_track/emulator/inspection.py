@@ -2,7 +2,9 @@
 read the request log, inject faults, change the rate limit, reset.
 
 No Bento auth: it is a local development tool bound to 127.0.0.1. It never
-shows the secret key.
+shows the secret key. `LocalOnly` (see `local_only`) guards it before these
+routes run: known `Host` names only, no writes from other origins' pages,
+JSON bodies only.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ def _bad(message: str) -> Response:
 
 
 async def _json_body(request: Request, limit: int) -> Any:
-    """The control body as JSON, `{}` when empty. Any Content-Type is taken
-    (`curl -d` sends a form type), but the API's JSON rules and size cap apply.
+    """The control body as JSON, `{}` when empty; `LocalOnly` has already
+    refused any other Content-Type (415). The API's JSON rules and size cap
+    apply.
 
     Raises:
         BodyError: 413 over `limit`, 400 when not JSON; answer with `_refused`.

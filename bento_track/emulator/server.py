@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
 from .app import create_app
+from .hosts import display_host, exposure_warning
 from .inspector import Inspector
 from .settings import (
     DEFAULT_MAX_BODY_BYTES,
@@ -21,7 +23,7 @@ from .settings import (
 )
 from .state import EmulatorState
 
-__all__ = ["EmulatorServer"]
+__all__ = ["EmulatorExposedWarning", "EmulatorServer"]
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
@@ -38,6 +40,10 @@ def _import_uvicorn() -> Any:
     return uvicorn
 
 
+class EmulatorExposedWarning(UserWarning):
+    """An `EmulatorServer` binds an address other machines may reach."""
+
+
 class EmulatorServer:
     """A Bento-compatible API on a loopback port, in a daemon thread.
 
@@ -45,7 +51,9 @@ class EmulatorServer:
     `with`) shuts it down within a few seconds even with slow answers pending.
 
     Args:
-        host: the address to bind (keep 127.0.0.1: there is no real security).
+        host: the address to bind. Keep 127.0.0.1: the emulator has no real
+            security, and binding another address warns
+            (`EmulatorExposedWarning`). `url` stays on loopback for 0.0.0.0.
         port: the port; 0 picks a free one.
         site_uuid, publishable_key, secret_key: the account's credentials.
         requests_per_minute, rate_window: the sliding-window rate limit.
@@ -54,6 +62,13 @@ class EmulatorServer:
         clock: monotonic seconds for the rate limit (default `time.monotonic`).
         log_level: uvicorn's log level.
         max_body_bytes: larger request bodies get 413 (default 10 MiB).
+        allowed_hosts: `Host` names answered besides localhost, 127.0.0.1,
+            [::1] and the address a connection arrives on; requests for
+            other names get 421 (the defence against DNS rebinding).
+
+    Raises:
+        ValueError: a setting out of range, or an allowed host that is not
+            a host name.
     """
 
     def __init__(
@@ -70,6 +85,7 @@ class EmulatorServer:
         clock: Callable[[], float] | None = None,
         log_level: str = "warning",
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
         self.host = host
         self.port = port
@@ -83,7 +99,15 @@ class EmulatorServer:
             authors=authors,
             clock=clock or time.monotonic,
             max_body_bytes=max_body_bytes,
+            allowed_hosts=allowed_hosts,
         )
+        exposed = exposure_warning(
+            host, self.settings.allowed_hosts, "EmulatorServer(allowed_hosts=[...])"
+        )
+        if exposed is not None:
+            # stacklevel=2: the warning names the caller's line, and Python
+            # shows it once per line.
+            warnings.warn(exposed, EmulatorExposedWarning, stacklevel=2)
         self.log_level = log_level
         self.app = create_app(self.settings)
         self._server: Any = None
@@ -117,9 +141,9 @@ class EmulatorServer:
 
     @property
     def url(self) -> str:
-        """`http://HOST:PORT` (the real port once started)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        """`http://HOST:PORT` (the real port once started); 127.0.0.1 (or
+        [::1]) when bound to every address, which reaches the same server."""
+        return f"http://{display_host(self.host)}:{self.port}"
 
     @property
     def base_url(self) -> str:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from .hosts import normalize_allowed_hosts
 from .ratelimit import check_limit
 
 __all__ = [
@@ -44,6 +45,9 @@ class EmulatorSettings:
         clock: monotonic seconds, for the rate limit and the request log.
         max_body_bytes: larger request bodies get 413, and are never read
             whole (API and inspection API alike).
+        allowed_hosts: `Host` names answered besides `localhost`,
+            `127.0.0.1`, `[::1]` and the address a connection arrives on
+            (e.g. a docker-compose service name); others get 421.
     """
 
     site_uuid: str = DEFAULT_SITE_UUID
@@ -55,6 +59,7 @@ class EmulatorSettings:
     authors: Sequence[str] | None = None
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    allowed_hosts: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         check_limit(
@@ -70,6 +75,9 @@ class EmulatorSettings:
             raise ValueError(
                 "max_body_bytes must be a whole number of bytes, at least 1"
             )
+        if isinstance(self.allowed_hosts, str):
+            raise ValueError("allowed_hosts must be a list of names, not one string")
+        self.allowed_hosts = normalize_allowed_hosts(self.allowed_hosts)
         if self.authors is not None:
             self.authors = tuple(a.strip().lower() for a in self.authors)
 

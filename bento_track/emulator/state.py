@@ -11,7 +11,7 @@ from .ratelimit import SlidingWindowLimiter
 from .settings import EmulatorSettings
 from .store import Store
 
-__all__ = ["EmulatorState", "RequestLog"]
+__all__ = ["EmulatorState", "Refusals", "RequestLog"]
 
 
 class RequestLog:
@@ -65,6 +65,32 @@ class RequestLog:
             self._entries.clear()
 
 
+class Refusals:
+    """How many requests `LocalOnly` refused, by status: 400/421 for a
+    `Host` it does not answer, 403 for a cross-site write, 415 for a
+    control body that is not JSON. Shown in the summary and the inbox, so a
+    page trying its luck against the emulator does not go unnoticed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def add(self, status: int) -> None:
+        """Count one refusal."""
+        with self._lock:
+            self._counts[str(status)] += 1
+
+    def counts(self) -> dict[str, int]:
+        """Refusals by status, as strings ("403", "421", ...)."""
+        with self._lock:
+            return dict(self._counts)
+
+    def clear(self) -> None:
+        """Forget every refusal."""
+        with self._lock:
+            self._counts.clear()
+
+
 class EmulatorState:
     """Everything one emulated account holds while it runs.
 
@@ -82,15 +108,17 @@ class EmulatorState:
             settings.requests_per_minute, settings.rate_window, settings.clock
         )
         self.log = RequestLog()
+        self.refusals = Refusals()
         self.generation = 0
         self.closing = False
 
     def reset(self) -> None:
-        """Clear the data, the faults, the request log and the rate-limit window.
-        The rate-limit settings stay as they are."""
+        """Clear the data, the faults, the request log, the refusal counts and
+        the rate-limit window. The rate-limit settings stay as they are."""
         self.generation += 1
         self.faults.clear()
         self.log.clear()
+        self.refusals.clear()
         self.limiter.reset()
         self.store.clear()
 
@@ -103,6 +131,7 @@ class EmulatorState:
             "db_path": s.db_path,
             "authors": None if s.authors is None else list(s.authors),
             "max_body_bytes": s.max_body_bytes,
+            "allowed_hosts": list(s.allowed_hosts),
             "rate_limit": self.limiter.snapshot(),
             "counts": {
                 kind: self.store.count(kind)
@@ -116,5 +145,6 @@ class EmulatorState:
                 )
             },
             "requests": self.log.counts(),
+            "refused": self.refusals.counts(),
             "faults": self.faults.snapshot(),
         }

@@ -72,7 +72,7 @@ async def inprocess(
         app = create_app(config)
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
-            base_url="http://emulator.test/api/v1",
+            base_url="http://127.0.0.1/api/v1",
             auth=(config.publishable_key, config.secret_key),
             params={"site_uuid": config.site_uuid},
             headers={"User-Agent": UA},

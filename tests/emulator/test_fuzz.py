@@ -435,7 +435,7 @@ def client(app: Any) -> httpx.AsyncClient:
     # raise_app_exceptions (the default): anything escaping the app fails the test.
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
-        base_url="http://emulator.test",
+        base_url="http://127.0.0.1",
         trust_env=False,
     )
 

@@ -26,9 +26,12 @@ MiB = 1024 * 1024
 
 
 def control(api: httpx.AsyncClient) -> httpx.AsyncClient:
-    """A client for the `/_emulator/` routes of an in-process app."""
+    """A client for the `/_emulator/` routes of an in-process app, sending
+    its bodies as JSON (the only type the control API takes)."""
     return httpx.AsyncClient(
-        transport=api._transport, base_url="http://emulator.test/_emulator"
+        transport=api._transport,
+        base_url="http://127.0.0.1/_emulator",
+        headers=JSON,
     )
 
 
@@ -542,10 +545,11 @@ async def test_a_client_leaving_mid_body_raises_nothing(
         "raw_path": path.encode(),
         "query_string": b"",
         "headers": [
+            (b"host", b"127.0.0.1"),
             (b"content-type", b"application/json"),
             (b"user-agent", UA.encode()),
         ],
-        "server": ("emulator.test", 80),
+        "server": ("127.0.0.1", 80),
         "client": ("127.0.0.1", 1234),
         "root_path": "",
     }

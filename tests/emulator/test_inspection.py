@@ -253,9 +253,7 @@ def test_inspector_request_shapes() -> None:
         seen.append(f"{request.method} {request.url.path}")
         return httpx.Response(200, json=[])
 
-    inspector = Inspector(
-        "http://emulator.test", transport=httpx.MockTransport(handler)
-    )
+    inspector = Inspector("http://127.0.0.1", transport=httpx.MockTransport(handler))
     inspector.events()
     inspector.fail_next(2, status=503)
     inspector.close()

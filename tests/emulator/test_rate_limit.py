@@ -88,7 +88,7 @@ async def test_checks_run_in_bentos_order(inprocess) -> None:
 async def test_set_rate_limit_at_run_time(inprocess, clock: FakeClock) -> None:
     api = inprocess(requests_per_minute=100, rate_window=60.0)
     inspect = httpx.AsyncClient(
-        transport=api._transport, base_url="http://emulator.test/_emulator"
+        transport=api._transport, base_url="http://127.0.0.1/_emulator"
     )
     changed = await inspect.put(
         "/rate-limit", json={"requests": 2, "window_seconds": 5}
