@@ -12,7 +12,16 @@ app.add_middleware(
 Only `http` scopes are handled. `websocket` scopes pass straight through;
 `lifespan` too, except that when the app reports
 `lifespan.shutdown.complete` the client is flushed first (in a worker
-thread, within its `shutdown_timeout`). `send` is wrapped only to read the
+thread, within its `shutdown_timeout`).
+
+SIGTERM loses nothing under uvicorn (`--lifespan on/auto/off`), gunicorn's
+`UvicornWorker` and hypercorn: at lifespan startup and at each request the
+middleware chains a SIGTERM handler in front of the server's
+(`bento_track.integrations.sigterm`), which flushes every client at once;
+requests that end during the drain deliver what they captured before they
+return, and the clients' exit (a last flush, then a log line saying how
+many events were left) runs at the lifespan shutdown, or without a
+lifespan when the last request ends. `send` is wrapped only to read the
 status from `http.response.start`: bodies, streaming included, pass through
 unbuffered. The app's exceptions are re-raised unchanged (after being tracked
 when `track_exceptions=` is set). Per-request state lives in local variables;
@@ -46,7 +55,14 @@ from typing import TYPE_CHECKING, Any
 
 from ._capture.context import RequestContext, request_var
 from ._capture.rules import DEFAULT_STATUS, CaptureFn, CaptureRules, IdentifyFn
-from ._internal import internal_error
+from .integrations.sigterm import (
+    after_request,
+    chain_sigterm,
+    lifespan_ended,
+    lifespan_started,
+    request_finished,
+    request_started,
+)
 
 if TYPE_CHECKING:
     from .client import Client
@@ -122,6 +138,7 @@ class BentoMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
+        chain_sigterm()  # cheap when done; uvicorn --lifespan off has no startup
         rules = self._rules
         ctx = RequestContext(None, scope["method"], scope["path"])
         token = request_var.set(ctx)
@@ -133,6 +150,7 @@ class BentoMiddleware:
             return send(message)
 
         started = perf_counter()
+        request_started()
         try:
             rules.begin(ctx, scope)
             try:
@@ -143,13 +161,19 @@ class BentoMiddleware:
             rules.finish(ctx, None, ctx.status, started)
         finally:
             request_var.reset(token)
+            if request_finished():  # SIGTERM came: deliver before the server exits
+                await after_request()
 
     def _lifespan_send(self, send: Send) -> Send:
         client = self.client
 
         async def lifespan_send(message: Message) -> None:
-            if message["type"] == "lifespan.shutdown.complete":
-                await _flush_in_thread(client)
+            kind = message["type"]
+            if kind == "lifespan.startup.complete":
+                chain_sigterm()
+                lifespan_started()
+            elif kind == "lifespan.shutdown.complete":
+                await lifespan_ended(client)
             await send(message)
 
         return lifespan_send
@@ -183,20 +207,3 @@ def route_template(scope: Mapping[str, Any]) -> str | None:
 #: route classes seen, and whether they carry a template (a per-class fact,
 #: not per-request state)
 _TEMPLATED: dict[type, bool] = {}
-
-
-async def _flush_in_thread(client: Client | None) -> None:
-    """Flush at lifespan shutdown without blocking the event loop; never raises."""
-    try:
-        if client is None:
-            from ._default import existing_client
-
-            client = existing_client()  # only a default client that exists
-        if client is None:
-            return
-        import anyio.to_thread
-
-        timeout = client.shutdown_timeout
-        await anyio.to_thread.run_sync(client.flush, timeout)
-    except Exception:
-        internal_error("BentoMiddleware lifespan flush")

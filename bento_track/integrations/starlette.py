@@ -26,7 +26,10 @@ async def me(email: str | None = Depends(identity)):
   down (in a worker thread, each within its `shutdown_timeout`);
   `flushing(your_lifespan)` adds the flush to a lifespan of your own.
   `BentoMiddleware` already flushes its client at lifespan shutdown; these
-  are for apps without it, or with several clients.
+  are for apps without it, or with several clients. Both chain the SIGTERM
+  handler of `bento_track.integrations.sigterm` at startup, so that after
+  SIGTERM the shutdown is the clients' exit (a last flush, and a log line
+  saying how many events were left), which uvicorn would otherwise skip.
 """
 
 from __future__ import annotations
@@ -35,11 +38,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
-import anyio.to_thread
 from starlette.exceptions import HTTPException
 
 from .._capture.context import current_email
-from .sigterm import flush_all
+from .sigterm import chain_sigterm, lifespan_ended, lifespan_started
 
 __all__ = ["flushing", "identity", "lifespan", "require_identity"]
 
@@ -62,8 +64,9 @@ async def require_identity() -> str:
 @asynccontextmanager
 async def lifespan(app: Any) -> AsyncIterator[None]:
     """A lifespan that flushes every client when the app shuts down."""
+    _starting()
     yield
-    await anyio.to_thread.run_sync(flush_all)
+    await lifespan_ended(every_client=True)
 
 
 def flushing(
@@ -73,10 +76,16 @@ def flushing(
 
     @asynccontextmanager
     async def wrapped(app: AppT) -> AsyncIterator[Any]:
+        _starting()
         try:
             async with inner(app) as state:
                 yield state
         finally:
-            await anyio.to_thread.run_sync(flush_all)
+            await lifespan_ended(every_client=True)
 
     return wrapped
+
+
+def _starting() -> None:
+    chain_sigterm()
+    lifespan_started()
