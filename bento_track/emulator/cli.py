@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
+import os
 import sys
+from collections.abc import Sequence
 
+from .hosts import (
+    ALLOWED_HOSTS_VAR,
+    allowed_hosts_from_env,
+    display_host,
+    exposure_warning,
+    is_loopback,
+)
 from .settings import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PUBLISHABLE_KEY,
@@ -68,15 +76,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="EMAIL",
         help="an email sender the account knows (repeatable; default: any)",
     )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        dest="allowed_hosts",
+        default=[],
+        metavar="NAME",
+        help="also answer requests addressed to NAME, e.g. a docker-compose "
+        "service name (repeatable; adds to $" + ALLOWED_HOSTS_VAR + "). "
+        "Besides these only localhost, 127.0.0.1, [::1] and the address a "
+        "request arrives on are answered: the defence against DNS rebinding",
+    )
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _remote_hint(bind: str, port: int, allowed: Sequence[str]) -> str:
+    """How clients elsewhere reach a server bound to a non-loopback address."""
+    if is_loopback(bind):
+        return ""
+    names = ", ".join(allowed) or "none yet: add --allow-host NAME"
+    return (
+        f"From other machines or containers, use http://NAME:{port}/api/v1 with "
+        f"a NAME it answers (allowed hosts: {names}), and\n"
+        "  export BENTO_ALLOW_INSECURE_HTTP=1\n"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,16 +123,18 @@ def run(args: argparse.Namespace) -> int:
             db_path=args.db,
             authors=args.authors,
             max_body_bytes=args.max_body_bytes,
+            allowed_hosts=[*allowed_hosts_from_env(os.environ), *args.allowed_hosts],
         )
     except ValueError as exc:
         print(f"bento-track emulator: {exc}", file=sys.stderr)
         return 2
-    if not _is_loopback(args.host):
-        print(
-            f"warning: binding {args.host}, not loopback: anyone who can reach this "
-            "port can read what the emulator stores. It is a development tool.",
-            file=sys.stderr,
-        )
+    exposed = exposure_warning(
+        args.host,
+        settings.allowed_hosts,
+        f"--allow-host NAME (repeatable) or {ALLOWED_HOSTS_VAR}=NAME,NAME",
+    )
+    if exposed is not None:
+        print(f"warning: {exposed}", file=sys.stderr)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -132,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         if not server.started:
             return
         port = server.servers[0].sockets[0].getsockname()[1]
-        host = f"[{args.host}]" if ":" in args.host else args.host
+        host = display_host(args.host)
         base = f"http://{host}:{port}/api/v1"
         # The well-known default key is safe to show; a chosen one is not.
         secret = (
@@ -148,16 +172,13 @@ def run(args: argparse.Namespace) -> int:
             f"  export BENTO_SITE_UUID={settings.site_uuid}\n"
             f"  export BENTO_PUBLISHABLE_KEY={settings.publishable_key}\n"
             f"  export BENTO_SECRET_KEY={secret}\n"
-            + (
-                ""
-                if _is_loopback(args.host)
-                else "  export BENTO_ALLOW_INSECURE_HTTP=1\n"
-            )
+            + _remote_hint(args.host, port, settings.allowed_hosts)
             + "Ctrl-C to stop.",
             flush=True,
         )
 
     server.startup = startup  # type: ignore[method-assign]
+
     try:
         server.run()
     except KeyboardInterrupt:
