@@ -440,6 +440,8 @@ class Worker:
             try:
                 self._drain(force=True)
                 self._note_left()
+                if thread is None or not thread.is_alive():
+                    self.store.close()  # else the thread closes it as it ends
             except Exception:
                 logger.exception("bento_track: could not save events to the store")
         if (thread is None or not thread.is_alive()) and self.sender is not None:

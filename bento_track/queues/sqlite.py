@@ -203,6 +203,10 @@ class SQLiteStore:
                 except sqlite3.Error as exc:
                     raise StoreError(_explain(self.path, exc)) from exc
             self._conn = conn
+            if self._me is not None and not conn.execute(
+                "SELECT 1 FROM holders WHERE id = ?", (self._me,)
+            ).fetchone():
+                self._me = self._account = None  # forgotten meanwhile
         return conn
 
     def _connect(self) -> sqlite3.Connection:
@@ -324,11 +328,14 @@ class SQLiteStore:
         self._forget_parent()
 
     def close(self) -> None:
-        """`Store.close`: Close handles; a later call reopens them."""
+        """`Store.close`: Close handles; a later call reopens them (as the
+        same holder while its events are in the store, so `outstanding()`
+        after a close still counts them)."""
         with self._lock:
             conn, self._conn = self._conn, None
             if conn is None or self._pid != os.getpid():
                 return
+            forgotten = True
             try:
                 if self._me is not None:
                     with self._transaction(conn):
@@ -338,14 +345,17 @@ class SQLiteStore:
                             "UPDATE permits SET done = ? WHERE holder = ? AND done IS NULL",
                             (self._clock.time(), self._me),
                         )
-                        conn.execute(
-                            "DELETE FROM holders WHERE id = ? AND outstanding <= 0 "
-                            "AND id NOT IN (SELECT holder FROM leases)",
-                            (self._me,),
+                        forgotten = bool(
+                            conn.execute(
+                                "DELETE FROM holders WHERE id = ? AND outstanding <= 0 "
+                                "AND id NOT IN (SELECT holder FROM leases)",
+                                (self._me,),
+                            ).rowcount
                         )
             finally:
-                self._me = None
-                self._account = None
+                if forgotten:
+                    self._me = None
+                    self._account = None
                 conn.close()
 
     # -- configuration -----------------------------------------------------------
