@@ -18,10 +18,10 @@ SIGTERM loses nothing under uvicorn (`--lifespan on/auto/off`), gunicorn's
 `UvicornWorker` and hypercorn: at lifespan startup and at each request the
 middleware chains a SIGTERM handler in front of the server's
 (`bento_track.integrations.sigterm`), which flushes every client at once;
-requests that end during the drain deliver what they captured before they
-return, and the clients' exit (a last flush, then a log line saying how
-many events were left) runs at the lifespan shutdown, or without a
-lifespan when the last request ends. `send` is wrapped only to read the
+the clients' exit (a last flush, then a log line saying how many events
+were left) runs at the lifespan shutdown, or without a lifespan when the
+last request running ends (the others deliver what they captured before
+they return). `send` is wrapped only to read the
 status from `http.response.start`: bodies, streaming included, pass through
 unbuffered. The app's exceptions are re-raised unchanged (after being tracked
 when `track_exceptions=` is set). Per-request state lives in local variables;
@@ -161,7 +161,7 @@ class BentoMiddleware:
             rules.finish(ctx, None, ctx.status, started)
         finally:
             request_var.reset(token)
-            if request_finished():  # SIGTERM came: deliver before the server exits
+            if request_finished():  # SIGTERM, no lifespan: deliver before exiting
                 await after_request()
 
     def _lifespan_send(self, send: Send) -> Send:

@@ -25,8 +25,9 @@ the server's own:
   last request still running (`request_finished()`), or right after the
   signal when none is running: then the loop is held for that exit, as it
   has nothing else to do and the server would otherwise exit first.
-- Requests that end during the drain deliver what they captured before they
-  return (`terminating()`), each within `shutdown_timeout`.
+- Without a lifespan, requests that end during the drain deliver what they
+  captured before they return (`terminating()`), each within
+  `shutdown_timeout`; with one, its shutdown delivers it all.
 - Where the server installed no handler: in a hypercorn worker only, the
   handler takes the default's place, does the clients' exit on its thread,
   and ends the process with SIGTERM and the default handler, as before (a
@@ -269,21 +270,21 @@ def request_started() -> None:
 
 
 def request_finished() -> bool:
-    """An HTTP request ended; True if SIGTERM arrived, and the caller must
-    then await `after_request()` before returning to the server."""
+    """An HTTP request ended; True if the caller must await `after_request()`
+    before returning to the server: SIGTERM arrived, and no lifespan
+    shutdown will come after the drain to do the clients' exit."""
     state = _state
     state.in_flight -= 1
-    return state.terminating
+    return state.terminating and not state.lifespan
 
 
 async def after_request() -> None:
-    """During the drain: deliver what the request captured (in a worker
-    thread, within `shutdown_timeout`); the last request running without a
-    lifespan does the clients' exit."""
+    """During a drain without lifespan: deliver what the request captured
+    (in a worker thread, within `shutdown_timeout`); the last request
+    running does the clients' exit instead."""
     import anyio.to_thread
 
-    state = _state
-    last = state.in_flight == 0 and not state.lifespan
+    last = _state.in_flight == 0
     await anyio.to_thread.run_sync(shutdown_all if last else flush_all)
 
 
