@@ -12,20 +12,20 @@ app.add_middleware(
 Only `http` scopes are handled. `websocket` scopes pass straight through;
 `lifespan` too, except that when the app reports
 `lifespan.shutdown.complete` the client is flushed first (in a worker
-thread, within its `shutdown_timeout`).
-
-SIGTERM loses nothing under uvicorn (`--lifespan on/auto/off`), gunicorn's
-`UvicornWorker` and hypercorn: at lifespan startup and at each request the
-middleware chains a SIGTERM handler in front of the server's
-(`bento_track.integrations.sigterm`), which flushes every client at once;
-the clients' exit (a last flush, then a log line saying how many events
-were left) runs at the lifespan shutdown, or without a lifespan when the
-last request running ends (the others deliver what they captured before
-they return). `send` is wrapped only to read the
+thread, within its `shutdown_timeout`). `send` is wrapped only to read the
 status from `http.response.start`: bodies, streaming included, pass through
 unbuffered. The app's exceptions are re-raised unchanged (after being tracked
 when `track_exceptions=` is set). Per-request state lives in local variables;
 nothing is kept on the middleware between requests.
+
+SIGTERM loses nothing under uvicorn (`--lifespan on/auto/off`), gunicorn's
+`UvicornWorker` (lifespan or not) and hypercorn: at lifespan startup and at
+each request the middleware chains a SIGTERM handler in front of the
+server's (`bento_track.integrations.sigterm`), which flushes every client at
+once. The clients' exit (a last flush within `shutdown_timeout`, then a log
+line saying how many events were left) runs at the lifespan shutdown, or
+without a lifespan when the last request running ends (the others deliver
+what they captured before they return).
 
 `identify=` examples (it receives a `RequestInfo`):
 

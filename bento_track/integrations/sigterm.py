@@ -35,6 +35,10 @@ the server's own:
   alone: an exit then runs `atexit`, and a native handler Python cannot see
   (another server's) is not replaced.
 
+Without a lifespan, a request that reaches the app after the clients' exit
+(uvicorn takes new connections for up to 0.1 s after its handler ran) has
+its events refused: counted as dropped (reason `shutdown`) and logged.
+
 SIGINT needs none of this: it ends in `KeyboardInterrupt`, and `atexit` runs.
 """
 
