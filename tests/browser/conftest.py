@@ -17,6 +17,9 @@ from typing import Any
 import pytest
 
 CHROMIUM = os.environ.get("BENTO_CHROMIUM", "/usr/bin/chromium")
+#: A name Chromium resolves to 127.0.0.1 itself, as a DNS-rebinding attacker
+#: makes theirs do: the emulator sees it as the request's Host.
+REBOUND_NAME = "rebound.example"
 CHROMEDRIVER = os.environ.get("BENTO_CHROMEDRIVER", "/usr/bin/chromedriver")
 INSTALL_HINT = (
     "run .ci/run, or install them: "
@@ -74,6 +77,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         "--disable-sync",
         "--disable-extensions",
         "--window-size=1280,900",
+        f"--host-resolver-rules=MAP {REBOUND_NAME} 127.0.0.1",
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)

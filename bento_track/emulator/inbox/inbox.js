@@ -314,12 +314,20 @@
     const rate = s.rate_limit || {};
     const faults = s.faults || {};
     const pending = (faults.queue || []).length + (faults.reject || []).length;
+    // Requests the emulator refused: cross-site writes (403), control bodies
+    // that are not JSON (415), hosts it does not answer (400, 421). A page
+    // elsewhere trying its luck shows here.
+    const refused = Object.entries(s.refused || {})
+      .sort()
+      .map(([status, n]) => `${status}×${n}`)
+      .join(" ");
     const rows = [
       ["site_uuid", s.site_uuid],
       ["publishable key", s.publishable_key],
       ["rate limit", rate.requests !== undefined ? `${rate.requests} / ${rate.window_seconds} s` : ""],
       ["requests", requests || "none"],
       ["faults", pending ? `${pending} pending` : "none"],
+      ["refused", refused || "none"],
       ["storage", s.db_path],
     ];
     account.replaceChildren(
@@ -620,7 +628,15 @@
   async function clear(paths) {
     try {
       for (const path of paths) {
-        const response = await fetch(ROOT + path, { method: "DELETE" });
+        // The emulator takes writes from its own origin only. The
+        // page's policy is no-referrer, under which the Fetch standard lets a
+        // browser send `Origin: null` even to its own origin: "same-origin"
+        // keeps this request's Origin (and Referer) the page's own.
+        const response = await fetch(ROOT + path, {
+          method: "DELETE",
+          referrerPolicy: "same-origin",
+          credentials: "same-origin",
+        });
         if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
       }
     } catch (error) {
