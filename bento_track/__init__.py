@@ -3,6 +3,8 @@ reliably within Bento's limits. See the README for the tour."""
 
 from . import signals
 from ._capture.request_info import RequestInfo
+from ._capture.request_info import current_request_info as current_request
+from ._capture.scrub import Scrubber
 from ._default import flush, get_client, init, shutdown, stats, track
 from ._version import __version__
 from .asgi import BentoMiddleware
@@ -30,7 +32,9 @@ __all__ = [
     "Event",
     "InvalidEventError",
     "RequestInfo",
+    "Scrubber",
     "__version__",
+    "current_request",
     "flush",
     "get_client",
     "identify",

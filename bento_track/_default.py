@@ -14,10 +14,11 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from ._capture.filtering import BeforeSend
+from ._capture.scrub import Scrubber
 from ._delivery.clock import Clock
-from ._delivery.worker import DeliveryStats
 from ._internal import library_section, logger
-from .client import Client
+from .client import Client, ClientStats
 from .errors import ConfigurationError
 from .events import Event
 from .queues import DEFAULT_MAX_STORE_BYTES, QueueBackend, Store
@@ -61,6 +62,8 @@ def init(
     sync_timeout: float = 10.0,
     disabled: bool = False,
     strict: bool | None = None,
+    before_send: BeforeSend | None = None,
+    scrub: bool | Scrubber = True,
     queue: QueueBackend | None = None,
     store: str | Store | None = None,
     max_store_bytes: int = DEFAULT_MAX_STORE_BYTES,
@@ -99,6 +102,8 @@ def init(
         sync_timeout=sync_timeout,
         disabled=disabled,
         strict=strict,
+        before_send=before_send,
+        scrub=scrub,
         queue=queue,
         store=store,
         max_store_bytes=max_store_bytes,
@@ -164,6 +169,6 @@ def shutdown(timeout: float | None = None) -> int:
     return 0 if client is None else client.shutdown(timeout)
 
 
-def stats() -> DeliveryStats:
+def stats() -> ClientStats:
     """`Client.stats` on the default client."""
     return get_client().stats()

@@ -20,11 +20,18 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import signals
 from ._capture.context import bind_email, current_email, current_request
+from ._capture.filtering import (
+    BeforeSend,
+    EventFilter,
+    check_before_send,
+    check_scrub,
+)
+from ._capture.scrub import Scrubber
 from ._delivery.batcher import BODY_OVERHEAD, HARD_MAX_BATCH_SIZE
 from ._delivery.clock import Clock, SystemClock
 from ._delivery.sender import Sender
@@ -32,7 +39,7 @@ from ._delivery.worker import DeliveryStats, Worker, WorkerSettings
 from ._internal import internal_error, library_section, logger
 from .config import ENV_VARS, Config, check_number, env_flag
 from .errors import ConfigurationError, InvalidEventError
-from .events import Event, OversizeEventError, validate_email
+from .events import Event, OversizeEventError, build_event, validate_email
 from .queues import (
     DEFAULT_MAX_STORE_BYTES,
     Account,
@@ -42,9 +49,17 @@ from .queues import (
 )
 from .queues.url import is_memory, open_store
 
-__all__ = ["OVERFLOW_POLICIES", "Client", "DeliveryStats", "identify", "live_clients"]
+__all__ = [
+    "OVERFLOW_POLICIES",
+    "Client",
+    "ClientStats",
+    "DeliveryStats",
+    "identify",
+    "live_clients",
+]
 
 _event_captured = signals.event_captured
+_event_dropped = signals.event_dropped
 _send = signals.send
 _getpid = os.getpid
 
@@ -57,6 +72,17 @@ _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 # Connection pools inherited from a parent process: never closed nor collected
 # in the child, since their sockets belong to the parent.
 _orphans: list[object] = []
+
+
+@dataclass(frozen=True)
+class ClientStats(DeliveryStats):
+    """`DeliveryStats`, and what capture counts.
+
+    Attributes:
+        scrubbed: values replaced by `"[Filtered]"` (see `Client(scrub=)`).
+    """
+
+    scrubbed: int = 0
 
 
 class Client:
@@ -103,6 +129,19 @@ class Client:
             counted in `stats().dropped["invalid"]`, sent on `event_dropped`
             with the reason and message, and logged as a warning (each
             distinct message at most once a minute); the app goes on.
+        before_send: `(event) -> Event | None`, the app's last word on each
+            event, run on the capturing thread after validation and
+            scrubbing, before `event_captured` and the queue, for every way
+            an event is captured. Return the event (or `event.replace(...)`)
+            to send it, None to drop it (`stats().dropped["filtered"]`). A
+            hook that raises or returns anything else drops the event
+            (`hook_error`, logged with the traceback at most once a minute);
+            in strict mode `track()`/`capture()` raise it instead.
+        scrub: True (default): values of keys on the denylist (`password`,
+            `token`, `authorization`, `card_number`, ...; see `Scrubber`) in
+            `fields` and, at any depth, `details` become `"[Filtered]"`
+            before `before_send` runs, counted in `stats().scrubbed`. False:
+            off. A `Scrubber(extra_keys=..., allow_keys=...)`: tuned.
         queue: a `QueueBackend` for the memory store (default: a new
             `MemoryQueue`).
         store: where events wait and whose request budget is spent (or the
@@ -155,6 +194,8 @@ class Client:
         sync_timeout: float = 10.0,
         disabled: bool = False,
         strict: bool | None = None,
+        before_send: BeforeSend | None = None,
+        scrub: bool | Scrubber = True,
         queue: QueueBackend | None = None,
         store: str | Store | None = None,
         max_store_bytes: int = DEFAULT_MAX_STORE_BYTES,
@@ -162,6 +203,8 @@ class Client:
         environ: Mapping[str, str] | None = None,
         _disabled_reason: str = "disabled",
     ) -> None:
+        hook = check_before_send(before_send)
+        scrubber = check_scrub(scrub)
         if overflow not in OVERFLOW_POLICIES:
             raise ConfigurationError(
                 f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, not {overflow!r}",
@@ -243,6 +286,16 @@ class Client:
                 ),
             )
         self._clock: Clock = clock if clock is not None else SystemClock()
+        self._filter = EventFilter(
+            scrubber=scrubber,
+            before_send=hook,
+            max_event_bytes=self.max_event_bytes,
+            drop=self._drop_filtered,
+            refuse=self.refuse_invalid,
+            clock=self._clock.monotonic,
+        )
+        #: the filter, when it has anything to do (None: no cost per event)
+        self._filtering = self._filter if hook or scrubber else None
         self._store = self._open_store(
             store,
             queue,
@@ -342,13 +395,16 @@ class Client:
                     details = {**request.facts(), **(details or {})}
                 except Exception:  # an unreadable mapping: `build` names it
                     pass
-            event = Event.build(
+            filtering = self._filtering
+            event, keys_known = build_event(
+                Event,
                 type,
-                email=email,
-                fields=fields,
-                details=details,
-                date=date,
-                max_bytes=self.max_event_bytes,
+                email,
+                fields,
+                details,
+                date,
+                self.max_event_bytes,
+                None if filtering is None else filtering.known_keys,
             )
         except InvalidEventError as exc:
             self.refuse_invalid(exc)
@@ -358,8 +414,7 @@ class Client:
                 raise
             internal_error("track()")
             return None
-        self.capture(event)
-        return event
+        return self._capture(event, None, keys_known)
 
     def refuse_invalid(
         self, error: InvalidEventError, where: str | None = None
@@ -375,18 +430,59 @@ class Client:
             [], reason, queued=False, count=1, error=error, where=where or "track()"
         )
 
-    def capture(self, event: Event) -> None:
-        """Send an already built `Event` through the `event_captured` signal."""
+    def capture(self, event: Event, *, where: str | None = None) -> Event | None:
+        """Send an already built `Event` (e.g. `events.purchase(...)`) through
+        scrubbing, `before_send` and the `event_captured` signal.
+
+        Returns the event sent (`before_send` may have changed it), or None
+        when it was dropped. `where` names a capture path (a middleware, the
+        decorator, the log handler), which never raises; without it, strict
+        mode raises what `before_send` raised, or `InvalidEventError` for an
+        invalid event it returned.
+        """
+        return self._capture(event, where, False)
+
+    def _capture(
+        self, event: Event, where: str | None, keys_known: bool
+    ) -> Event | None:
+        filtering = self._filtering
+        if filtering is not None:
+            kept = filtering.apply(event, where, self.strict, keys_known)
+            if kept is None:
+                return None
+            event = kept
         if self._direct and not _event_captured.is_muted:
             # The collector is the only receiver: what blinker's `send` would
             # do, without its per-call cost (this runs for every event).
             self._enqueue(event)
-            return
+            return event
         # Every receiver, each guarded: one that raises is logged and
         # counted, and never keeps the event from the queue.
         failures = _send(_event_captured, self, event=event)
         if failures:
             self._worker.count_receiver_errors(failures)
+        return event
+
+    def _drop_filtered(
+        self, event: Event, reason: str, error: BaseException | None, message: str
+    ) -> None:
+        """A drop decided by `before_send` (`filtered`, `hook_error`): counted
+        and signalled like the worker's drops, but said by the filter (at
+        DEBUG, or with the hook's traceback), not by a drop warning."""
+        worker = self._worker
+        with worker.progress:
+            worker.dropped[reason] = worker.dropped.get(reason, 0) + 1
+        if _event_dropped.receivers:
+            failures = _send(
+                _event_dropped,
+                self,
+                events=[event],
+                reason=reason,
+                error=error,
+                message=message,
+            )
+            if failures:
+                worker.count_receiver_errors(failures)
 
     def _collect(self, sender: Client, *, event: Event, **_: Any) -> None:
         """The collector: this client's receiver of `event_captured`."""
@@ -531,9 +627,11 @@ class Client:
         frameworks that call `close()`."""
         self.shutdown()
 
-    def stats(self) -> DeliveryStats:
-        """A snapshot of delivery counters (see `DeliveryStats`)."""
-        return self._worker.snapshot()
+    def stats(self) -> ClientStats:
+        """A snapshot of delivery counters (see `DeliveryStats`), and the
+        values scrubbed (`scrubbed`)."""
+        snapshot = self._worker.snapshot()
+        return ClientStats(**vars(snapshot), scrubbed=self._filter.scrubbed)
 
     def _after_fork(self) -> None:
         """In a forked child: a fresh inbox, queue, locks, connection pool and

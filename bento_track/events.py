@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from decimal import Decimal
 from typing import Any, NoReturn
 
@@ -29,12 +30,16 @@ __all__ = [
     "Event",
     "JSONValue",
     "OversizeEventError",
+    "build_event",
+    "check_details",
     "dumps",
     "format_timestamp",
+    "is_validated",
     "normalize_fields",
     "normalize_json",
     "purchase",
     "remove_tag",
+    "scan_details",
     "size_floor",
     "subscribe",
     "tag",
@@ -100,16 +105,29 @@ class _Budget:
     is known instead of after reading all of it. A container counts its
     smallest encoding (`"":0,` per entry, `0,` per item) when it is entered,
     each key and text its length: never more than the real encoding, so an
-    event under the limit is never refused."""
+    event under the limit is never refused.
 
-    __slots__ = ("left", "limit", "measure", "type")
+    It also notes whether every key met is in `known` (a scrubber's names
+    known clean): one set lookup per key, so an event with none to scrub
+    is not walked a second time by the scrubber."""
 
-    def __init__(self, limit: int | None, used: int = 0, type: str = "") -> None:
+    __slots__ = ("known", "left", "limit", "measure", "type", "unknown")
+
+    def __init__(
+        self,
+        limit: int | None,
+        used: int = 0,
+        type: str = "",
+        known: AbstractSet[str] | None = None,
+    ) -> None:
         #: whether big containers are measured (only when there is a limit)
         self.measure = limit is not None
         self.limit = sys.maxsize if limit is None else limit
         self.left = self.limit - used
         self.type = type
+        self.known = known
+        #: whether a key not in `known` was met
+        self.unknown = False
 
     def exceeded(self, path: str) -> NoReturn:
         """Raise `OversizeEventError`: the event is known to be too large."""
@@ -324,8 +342,10 @@ def _walk_mapping(
     budget.left -= estimate
     if budget.left < 0:
         budget.exceeded(path)
+    inner = budget
     if estimate >= 5 * _MEASURE_AT and budget.measure:
-        budget = _measured(value, estimate, path, budget)
+        inner = _measured(value, estimate, path, budget)
+    known = inner.known
     out: dict[str, JSONValue] = {}
     for key, item in value.items():
         if type(key) is not str:
@@ -336,11 +356,16 @@ def _walk_mapping(
                     field=path,
                 )
             key = str.__str__(key)
-        budget.left -= len(key)
+        inner.left -= len(key)
         if "\x00" in key or not key.isascii():
             check_text(key, f"{path} key {key!r}")
-        out[key] = _walk(item, f"{path}.{key}", depth + 1, budget)
-    if budget.left < 0:
+        if known is not None and key not in known:
+            inner.unknown = True
+            known = None  # noted once
+        out[key] = _walk(item, f"{path}.{key}", depth + 1, inner)
+    if inner is not budget:
+        budget.unknown = budget.unknown or inner.unknown
+    elif budget.left < 0:
         budget.exceeded(path)
     return out
 
@@ -352,11 +377,15 @@ def _walk_sequence(
     budget.left -= estimate
     if budget.left < 0:
         budget.exceeded(path)
+    inner = budget
     if estimate >= 2 * _MEASURE_AT and budget.measure:
-        budget = _measured(value, estimate, path, budget)
-    return [
-        _walk(item, f"{path}[{i}]", depth + 1, budget) for i, item in enumerate(value)
+        inner = _measured(value, estimate, path, budget)
+    out = [
+        _walk(item, f"{path}[{i}]", depth + 1, inner) for i, item in enumerate(value)
     ]
+    if inner is not budget:
+        budget.unknown = budget.unknown or inner.unknown
+    return out
 
 
 def _no_json(value: object) -> int:
@@ -384,7 +413,7 @@ def _measured(
     budget.left += estimate - (size - 1)
     if budget.left < 0:
         budget.exceeded(path)
-    return _Budget(None)
+    return _Budget(None, known=budget.known)
 
 
 def _plain(fields: dict[Any, Any]) -> bool:
@@ -551,32 +580,34 @@ class Event:
         `max_bytes`: the most an event may take encoded (a client passes what
         one request can carry); validation stops with `OversizeEventError` as
         soon as the event is known to be larger."""
-        part = "type"
-        try:
-            kind = check_type(type)
-            part = "email"
-            address = validate_email(email)
-            part = "fields"
-            flat = None if fields is None else normalize_fields(fields)
-            part = "details"
-            checked = (
-                None
-                if details is None
-                else check_details(
-                    details,
-                    max_bytes=max_bytes,
-                    used=size_floor(kind, address, flat),
-                    event_type=kind,
-                )
+        event, _ = build_event(cls, type, email, fields, details, date, max_bytes)
+        return event
+
+    def replace(self, **changes: Any) -> Event:
+        """A new event with `changes` to any of `type`, `email`, `fields`,
+        `details` and `date`, validated like `Event.build`; the capture time
+        is kept. Like `dataclasses.replace`, for `before_send` hooks:
+        `return event.replace(details={**(event.details or {}), "release": "2026.12"})`.
+
+        Raises:
+            InvalidEventError: the new event is invalid (naming the field).
+            TypeError: a change names no part of an event.
+        """
+        unknown = sorted(set(changes) - _PARTS)
+        if unknown:
+            raise TypeError(
+                f"Event.replace() got {', '.join(unknown)}; an event's parts are "
+                "type, email, fields, details and date"
             )
-            part = "date"
-            when = None if date is None else check_date(date)
-        except InvalidEventError:
-            raise
-        except Exception as exc:  # a user object's own code raised
-            given = {"type": type, "email": email, "fields": fields}
-            raise _unreadable(part, given.get(part, date), exc) from None
-        return cls(kind, address, flat, checked, when)
+        new = _Replaced.build(
+            changes.get("type", self.type),
+            email=changes.get("email", self.email),
+            fields=changes.get("fields", self.fields),
+            details=changes.get("details", self.details),
+            date=changes.get("date", self.date),
+        )
+        new.captured_at = self.captured_at
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         """The event as Bento's JSON object (empty parts omitted)."""
@@ -600,6 +631,67 @@ class Event:
         return self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
+
+
+_PARTS = frozenset({"type", "email", "fields", "details", "date"})
+
+
+def build_event(
+    cls: type[Event],
+    type: object,
+    email: object,
+    fields: Mapping[str, Any] | None,
+    details: Mapping[str, Any] | None,
+    date: dt.datetime | dt.date | str | None,
+    max_bytes: int | None = None,
+    known_keys: set[str] | None = None,
+) -> tuple[Event, bool]:
+    """`Event.build`, and whether every key of its fields and details (at
+    any depth) is in `known_keys` (False when that is None): a client's
+    scrubber then has nothing to look at.
+
+    Raises:
+        InvalidEventError: as `Event.build`.
+    """
+    part = "type"
+    try:
+        kind = check_type(type)
+        part = "email"
+        address = validate_email(email)
+        part = "fields"
+        flat = None if fields is None else normalize_fields(fields)
+        known = known_keys is not None and (not flat or known_keys.issuperset(flat))
+        part = "details"
+        checked = None
+        if details is not None:
+            checked, details_known = scan_details(
+                details,
+                max_bytes=max_bytes,
+                used=size_floor(kind, address, flat),
+                event_type=kind,
+                known_keys=known_keys if known else None,
+            )
+            known = known and details_known
+        part = "date"
+        when = None if date is None else check_date(date)
+    except InvalidEventError:
+        raise
+    except Exception as exc:  # a user object's own code raised
+        given = {"type": type, "email": email, "fields": fields}
+        raise _unreadable(part, given.get(part, date), exc) from None
+    return cls(kind, address, flat, checked, when), known
+
+
+class _Replaced(Event):
+    """An event `Event.replace` made: validated already."""
+
+    __slots__ = ()
+
+
+def is_validated(event: Event) -> bool:
+    """Whether `event` was made by `Event.replace` (so it was validated when
+    it was made, and a `before_send` hook's returning it needs no check)."""
+    return type(event) is _Replaced
 
 
 _now = time.time
@@ -647,13 +739,30 @@ def check_details(
     these details (`used` bytes without them, see `size_floor`) is known to
     take more than `max_bytes` encoded; `event_type` is named in the message.
     """
+    checked, _ = scan_details(
+        details, max_bytes=max_bytes, used=used, event_type=event_type
+    )
+    return checked
+
+
+def scan_details(
+    details: object,
+    *,
+    max_bytes: int | None = None,
+    used: int = 0,
+    event_type: str = "",
+    known_keys: set[str] | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """`check_details`, and whether every key met (at any depth) is in
+    `known_keys` (False when that is None), noted on the way: one set
+    lookup per key."""
     if not isinstance(details, Mapping):
         raise InvalidEventError(
             f"details must be a dict, not {type_name(details)}", field="details"
         )
-    budget = _Budget(max_bytes, used, event_type)
+    budget = _Budget(max_bytes, used, event_type, known_keys)
     checked: dict[str, Any] = _walk(details, "details", 0, budget)
-    return checked
+    return checked, known_keys is not None and not budget.unknown
 
 
 def check_date(value: object) -> str:

@@ -120,7 +120,7 @@ def capture_event(
             else:
                 merged = checked
         event = Event(kind, address, flat or None, merged or None)
-        target.capture(event)
+        target.capture(event, where=where)
     except InvalidEventError as exc:
         report_invalid(where, exc, client)
     except Exception:

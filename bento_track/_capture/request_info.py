@@ -13,9 +13,9 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .context import RequestContext
+from .context import RequestContext, request_var
 
-__all__ = ["Headers", "RequestInfo"]
+__all__ = ["Headers", "RequestInfo", "current_request_info"]
 
 
 class Headers(Mapping[str, str]):
@@ -238,3 +238,30 @@ def _environ_headers(environ: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
             yield key[5:].replace("_", "-"), str(value)
         elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
             yield key.replace("_", "-"), str(value)
+
+
+def current_request_info() -> RequestInfo | None:
+    """The request being handled, as a `RequestInfo` (`bento_track.current_request()`),
+    or None outside a request that one of bento_track's middlewares wraps.
+
+    For `before_send` hooks and views: decide by path, user or header. The
+    same object the middleware's `identify=` and `capture=` get; its headers,
+    query and cookies are parsed on first access. After the request has
+    ended (a task it started), the method, path, route and status remain,
+    headers do not.
+    """
+    ctx = request_var.get()
+    if ctx is None:
+        return None
+    info: RequestInfo | None = ctx.info
+    if info is not None:
+        return info
+    source = ctx.source
+    if source is None:  # the request is over: facts only
+        return RequestInfo(ctx)
+    # A WSGI environ always has REQUEST_METHOD (PEP 3333); an ASGI scope never.
+    if "REQUEST_METHOD" in source:
+        info = ctx.info = RequestInfo(ctx, None, source)
+    else:
+        info = ctx.info = RequestInfo(ctx, source)
+    return info

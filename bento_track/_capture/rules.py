@@ -407,7 +407,9 @@ class CaptureRules:
         # email was validated when it was set (`identify()` or `identify=`).
         event = Event(event_type, ctx.email, None, facts)
         client = self.client
-        (client if client is not None else resolve_client(None)).capture(event)
+        (client if client is not None else resolve_client(None)).capture(
+            event, where=self.where
+        )
 
     def _run_capture(
         self,
@@ -428,7 +430,7 @@ class CaptureRules:
             return
         if isinstance(result, Event):
             try:
-                resolve_client(self.client).capture(result)
+                resolve_client(self.client).capture(result, where=where)
             except Exception:
                 internal_error(where)
         elif isinstance(result, str):

@@ -132,6 +132,10 @@ class BentoTrack:
                 setting="BENTO_TRACK",
             )
         options = {**own, **self._given}
+        if isinstance(client_options.get("before_send"), str):
+            client_options["before_send"] = _imported(
+                "before_send", client_options["before_send"]
+            )
         configure_default_client(client_options)
         state = _AppState(app, options)
         app.extensions[EXTENSION] = state
@@ -141,14 +145,19 @@ class BentoTrack:
         app.teardown_request(state.teardown_request)
 
 
+def _imported(setting: str, path: str) -> Any:
+    """The object a dotted-path option names."""
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"{setting}: cannot import {path!r}: {exc}", setting=setting
+        ) from exc
+
+
 def _identify_option(value: object) -> IdentifyFn | None:
     if isinstance(value, str):
-        try:
-            value = import_string(value)
-        except ImportError as exc:
-            raise ConfigurationError(
-                f"identify: cannot import {value!r}: {exc}", setting="identify"
-            ) from exc
+        value = _imported("identify", value)
     if value is not None and not callable(value):
         raise ConfigurationError(
             "identify must be a callable of no arguments (or its dotted path)",

@@ -38,7 +38,8 @@ def load_options() -> DjangoOptions:
 
     Raises:
         ImproperlyConfigured: not a dict, an unknown key, or an `identify`
-            that is neither a callable nor the dotted path of one.
+            (or `before_send`) that is neither a callable nor the dotted
+            path of one.
     """
     raw = getattr(settings, "BENTO_TRACK", None) or {}
     if not isinstance(raw, Mapping):
@@ -55,20 +56,29 @@ def load_options() -> DjangoOptions:
         )
     identify = raw.get("identify")
     if isinstance(identify, str):
-        try:
-            identify = import_string(identify)
-        except ImportError as exc:
-            raise ImproperlyConfigured(
-                f"BENTO_TRACK['identify']: cannot import {raw['identify']!r}: {exc}"
-            ) from exc
+        identify = _imported("identify", identify)
     if identify is not None and not callable(identify):
         raise ImproperlyConfigured(
             "BENTO_TRACK['identify'] must be a callable of the request (or its "
             "dotted path) returning an email or None"
         )
+    client = {k: v for k, v in raw.items() if k in CLIENT_OPTIONS}
+    if isinstance(client.get("before_send"), str):
+        # A dotted path, like `identify`; what it names is checked by Client.
+        client["before_send"] = _imported("before_send", client["before_send"])
     return DjangoOptions(
-        client={k: v for k, v in raw.items() if k in CLIENT_OPTIONS},
+        client=client,
         middleware={k: v for k, v in raw.items() if k in MIDDLEWARE_OPTIONS},
         identify=identify,
         auth_events=bool(raw.get("auth_events", False)),
     )
+
+
+def _imported(option: str, path: str) -> Any:
+    """The object a dotted-path option names."""
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"BENTO_TRACK[{option!r}]: cannot import {path!r}: {exc}"
+        ) from exc
