@@ -32,6 +32,7 @@ from typing import Any
 from ..config import Config
 from ..errors import ConfigurationError
 from ..queues.account import Account
+from ..queues.redis_url import is_redis_url
 from ..queues.sqlite import DEFAULT_MAX_STORE_BYTES, adopt_legacy, read_stats
 from ..queues.url import sqlite_path
 
@@ -65,7 +66,7 @@ def describe(url: str) -> dict[str, Any]:
         ConfigurationError: not a store URL, no such file, or not a store;
             a Redis that cannot be reached or holds no store there.
     """
-    if url.strip().startswith(("redis://", "rediss://")):
+    if is_redis_url(url):
         from ..queues.redis import describe_redis
 
         return describe_redis(url.strip(), max_bytes=DEFAULT_MAX_STORE_BYTES)
@@ -104,7 +105,7 @@ def adopt(url: str, account: Account) -> int:
     Raises:
         ConfigurationError: not a store URL, no such file, or not a store.
     """
-    if url.strip().startswith(("redis://", "rediss://")):
+    if is_redis_url(url):
         from ..queues.redis import adopt_legacy as adopt_redis
 
         return adopt_redis(url.strip(), account)
@@ -159,9 +160,11 @@ def cmd_store(args: argparse.Namespace) -> int:
             f"processes (taken over after {info['visibility_timeout']:g} s quiet)",
         ]
         for held in info["lease_list"]:
+            site = held["site_uuid"]
+            whose = "unassigned" if site is None else f"site {site or '(none)'}"
             lines.append(
-                f"           {held['events']:,} events by pid {held['pid']} on "
-                f"{held['host']}, quiet for {held['idle']:.1f} s"
+                f"           {held['events']:,} events ({whose}) by pid "
+                f"{held['pid']} on {held['host']}, quiet for {held['idle']:.1f} s"
             )
     else:
         lines = [

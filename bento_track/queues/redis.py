@@ -1,15 +1,25 @@
-"""`RedisStore`: one queue and one request budget on a Redis server that every
-process of every host shares (`Client(store="redis://host:6379/0")`).
+"""`RedisStore`: one queue and one request budget per Bento account on a
+Redis server that every process of every host shares
+(`Client(store="redis://host:6379/0")`).
 
 What lives where (the scripts and keys: `redis_scripts`):
 
+- everything is kept per account (the client's endpoint, `site_uuid` and
+  publishable key, `queues.account`): an account's queue, leases, budget,
+  pause and counters are keys under its own prefix
+  `bt:{<namespace>:<account digest>}:`, so several apps (staging next to
+  production, two customers) may share one Redis database: a process
+  claims, budgets and pauses only its own account's events, and they leave
+  with its keys. A hash `bt:{<namespace>}:accounts` names each account by
+  its `site_uuid` (never its keys) for `stats()` and `bento-track store`.
 - events wait in a Stream, in chunks (one chunk per grouped write of one
   process, up to a tenth of a batch), read through a consumer group: a
   chunk a process claimed is pending until it is settled, and one whose
   holder went quiet for `visibility_timeout` is taken over by the next
-  claim of any process (at-least-once; counted as `reclaimed`). Nothing is
-  ever trimmed: the bound (`max_store_bytes`) is applied when events are
-  written, and `drop_oldest` deletes only waiting chunks.
+  claim of any process of the account (at-least-once; counted as
+  `reclaimed`). Nothing is ever trimmed: the bound (`max_store_bytes`) is
+  applied when events are written, and `drop_oldest` deletes only waiting
+  chunks.
 - the request budget is a sliding-window log of completions plus the
   requests in flight, as in the SQLite store, kept in sorted sets and timed
   by Redis's `TIME` inside the scripts: hosts' clocks never enter it. A
@@ -20,15 +30,27 @@ What lives where (the scripts and keys: `redis_scripts`):
   window of requests as made when it started, so it never hands out a
   second window's worth at once.
 
-Redis unavailable (down, hung, out of memory, loading): `track()` never
-notices (it only appends to the worker's inbox). The worker's writes fail
-within the socket timeout (2 s) and a breaker keeps it from waiting again
-for a while; events go to a local fallback store (this process's memory by
-default, bounded by `max_queue_size` / `max_queue_bytes`, or the SQLite
-store named by `?fallback=sqlite:////path`), and move to Redis once it
-answers. Sending holds meanwhile: no request is made without the shared
-budget. A write whose answer was lost (a timeout) is kept aside and sent
-again with the same sequence number, which Redis applies only once.
+Events written before stores knew accounts (keys `bt:{<namespace>}:q` and
+the like) have no account: no process claims them, because sending them
+with a guessed account's keys could give one customer's subscribers to
+another. `stats().unassigned` and `bento-track store` count them, and
+`adopt_legacy()` (`bento-track store URL --adopt`) hands them to the
+account an operator names.
+
+Redis unavailable (down, hung, refusing the password, out of memory,
+loading): `track()` never notices (it only appends to the worker's inbox).
+The worker's writes fail within the socket timeout (2 s) and a breaker
+keeps it from waiting again for a while; events go to a local fallback
+store (this process's memory by default, bounded by `max_queue_size` /
+`max_queue_bytes`, or the SQLite store named by `?fallback=sqlite:////path`),
+and move to Redis once it answers. Sending holds meanwhile: no request is
+made without the shared budget. A write whose answer was lost (a timeout)
+is kept aside and sent again with the same sequence number, which Redis
+applies only once. `stats()` never waits on Redis for more than
+`STATS_WAIT`: a reading runs in a thread of its own, and a Redis that does
+not answer in time gets the figures last read, marked `stale`. At exit,
+only what is on the Redis server (or in a SQLite fallback) is `kept()`;
+the rest is said to be lost, and how many.
 
 Fork: a connection never crosses a fork; the child names itself anew and
 connects on first use.
@@ -43,22 +65,34 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._delivery.batcher import Record
 from .._internal import RateLimitedLog, logger
 from ..errors import ConfigurationError
 from . import redis_scripts as lua
-from .base import Claim, Lease, Permit, Store, StorePolicy, StoreStats
+from .account import UNNAMED, Account
+from .base import (
+    AccountStats,
+    Claim,
+    Lease,
+    Permit,
+    Store,
+    StorePolicy,
+    StoreStats,
+)
 from .memory import MemoryStore
+from .redis_url import RedisURL, parse_redis_url, redacted
 
 __all__ = [
     "DEFAULT_SOCKET_TIMEOUT",
     "DEFAULT_VISIBILITY_TIMEOUT",
+    "STATS_WAIT",
     "RedisStore",
     "RedisUnavailable",
+    "adopt_legacy",
+    "describe_redis",
     "open_redis_store",
     "redacted",
 ]
@@ -85,7 +119,16 @@ _MOVE_BATCHES = 20
 #: answers that mean "not now", not "broken"
 _TRANSIENT = ("OOM", "LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN")
 
-_OPTIONS = ("namespace", "visibility_timeout", "fallback", "host")
+#: seconds `stats()` waits for a fresh reading before it answers with the
+#: figures last read (marked stale): a healthy Redis answers in about a
+#: millisecond; a hung one must not hold up a health check
+STATS_WAIT = 0.005
+#: figures read this recently are current (not `stale`)...
+_FRESH_FOR = 1.0
+#: ...unless a reading has been out this long: Redis is slow or hung
+_SLOW_READING = 0.1
+#: chunks `adopt_legacy` looks at per script call (each call is atomic)
+_ADOPT_STEP = 200
 
 
 class RedisUnavailable(Exception):
@@ -94,19 +137,6 @@ class RedisUnavailable(Exception):
 
 class _Unknown(RedisUnavailable):
     """A call whose answer was lost: it may or may not have run."""
-
-
-def redacted(url: str) -> str:
-    """`url` without its password (for messages and `location`)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @dataclass
@@ -145,39 +175,64 @@ class _Keys:
     procs: str
 
 
-def _keys(namespace: str) -> _Keys:
-    # One hash tag: a cluster keeps every key of a store in one slot, as
-    # scripts need.
+_NAMES = ("q", "tot", "log", "fly", "pause", "epoch", "rel", "out", "seq", "procs")
+
+
+def _keys(namespace: str, account: str) -> _Keys:
+    """An account's keys. One hash tag: a cluster keeps every key of an
+    account in one slot, as scripts need."""
+    p = f"bt:{{{namespace}:{account}}}:"
+    return _Keys(**{name: p + name for name in _NAMES})
+
+
+def _legacy_keys(namespace: str) -> _Keys:
+    """The keys written before stores knew accounts (unassigned events)."""
     p = f"bt:{{{namespace}}}:"
-    names = ("q", "tot", "log", "fly", "pause", "epoch", "rel", "out", "seq", "procs")
-    return _Keys(**{name: p + name for name in names})
+    return _Keys(**{name: p + name for name in _NAMES})
+
+
+def _registry(namespace: str) -> str:
+    """The hash of the namespace's accounts: digest -> `site_uuid`."""
+    return f"bt:{{{namespace}}}:accounts"
+
+
+@dataclass
+class _Reading:
+    """A reading of the figures, in a thread of its own (`stats()`)."""
+
+    started: float  # time.monotonic()
+    done: threading.Event
 
 
 class RedisStore:
-    """A `Store` on a Redis server shared by every process of every host
-    (see the module docstring).
+    """A `Store` on a Redis server shared by every process of every host,
+    partitioned by account (see the module docstring).
 
     Args:
-        url: the server (`redis://[:password@]host:port/db`, `rediss://`),
-            without this store's own options.
-        max_bytes: the bound on event bytes kept in Redis.
-        namespace: keys are `bt:{namespace}:...` (several accounts on one
-            Redis database each take their own).
+        url: the server (`redis://[[user]:password@]host[:port][/db]`,
+            `rediss://`, with redis-py's options), without this store's
+            own options (`open_redis_store` takes those apart).
+        max_bytes: the bound on event bytes each account keeps in Redis.
+        namespace: keys are `bt:{namespace:account}:...`; stores in
+            different namespaces never meet.
         visibility_timeout: seconds before a claimed batch whose holder
             went quiet is taken over.
         fallback: where events wait while Redis is unavailable (default: a
             `MemoryStore` of this process).
         host: this host's name in the consumer group (default: the host
             name); processes are named `host:pid:random`.
-        redis_options: keyword arguments for `redis.Redis.from_url`.
+        redis_options: keyword arguments for `redis.Redis`.
         location: how the store was named, for messages (no password).
+
+    Raises:
+        ConfigurationError: a malformed URL or option (naming `store`).
     """
 
     durable = True
 
     def __init__(
         self,
-        url: str,
+        url: str | RedisURL,
         *,
         max_bytes: int,
         namespace: str = "bento",
@@ -189,18 +244,39 @@ class RedisStore:
     ) -> None:
         import redis  # the optional extra: checked by open_redis_store
 
+        parsed = url if isinstance(url, RedisURL) else parse_redis_url(url)
+        if isinstance(url, str) and parsed.options:
+            raise ConfigurationError(
+                f"store: {', '.join(sorted(parsed.options))} go to "
+                "open_redis_store (or RedisStore's arguments), not its url",
+                setting="store",
+            )
         self._redis_module = redis
-        self.url = url
-        self.location = location or redacted(url)
+        #: the server, without its password (it stays in `_connection`)
+        self.url = parsed.server
+        self._connection = {**parsed.connection, **(redis_options or {})}
+        self.location = location or parsed.location
         self.max_bytes = max_bytes
         self.namespace = namespace
         self.visibility_timeout = visibility_timeout
-        self.keys = _keys(namespace)
+        #: the account whose events this store claims (the client's, from
+        #: `configure`; a store used alone has a partition of its own)
+        self.account: Account = UNNAMED
+        self.keys = _keys(namespace, UNNAMED.key)
         self.fallback: Store = fallback if fallback is not None else MemoryStore()
+        #: seconds `stats()` waits for a fresh reading (tools that need
+        #: exact figures may wait longer)
+        self.stats_wait = STATS_WAIT
         self._host = host or socket.gethostname() or "host"
-        self._options = dict(redis_options or {})
         self._policy: StorePolicy | None = None
         self._log = RateLimitedLog()
+        self._figures = self._no_figures()
+        #: time.monotonic() of the last reading that succeeded (None: none)
+        self._figures_at: float | None = None
+        self._reading_failed = False
+        #: (kept, lost) when closed: what `kept()` and `outstanding()` say
+        #: after `close()`
+        self._final: tuple[int, int] | None = None
         self._reset_process()
 
     def __repr__(self) -> str:
@@ -227,29 +303,38 @@ class RedisStore:
         self._failures = 0
         self._down_since: float | None = None
         self._out = 0  # this process's events in Redis, as last read
+        self._registered = False  # the account is in the namespace's registry
         self._next_sweep = (
             time.monotonic() + _SWEEP_EVERY * secrets.randbelow(100) / 100
         )
+        # stats(): never under `_lock` (a worker call may hold it while
+        # Redis hangs), on a connection of its own
+        self._stats_lock = threading.Lock()
+        self._reading: _Reading | None = None
+        self._stats_client: Any = None
 
     # -- connection and breaker --------------------------------------------------
+
+    def _new_client(self, role: str) -> Any:
+        redis = self._redis_module
+        options: dict[str, Any] = {
+            "socket_timeout": DEFAULT_SOCKET_TIMEOUT,
+            "socket_connect_timeout": DEFAULT_SOCKET_TIMEOUT,
+            "health_check_interval": _HEALTH_CHECK_INTERVAL,
+            "client_name": f"bento_track:{self.consumer}{role}",
+        }
+        options.update(self._connection)
+        # The breaker retries; redis-py's own retries would multiply the
+        # wait on a hung server. The scripts' answers are read as RESP2.
+        options["retry"] = redis.retry.Retry(redis.backoff.NoBackoff(), 0)
+        options["protocol"] = 2
+        return redis.Redis(**options)
 
     def _redis(self) -> Any:
         if self._pid != os.getpid():  # a fork that ran no hook
             self.after_fork()
         if self._client is None:
-            redis = self._redis_module
-            options: dict[str, Any] = {
-                "socket_timeout": DEFAULT_SOCKET_TIMEOUT,
-                "socket_connect_timeout": DEFAULT_SOCKET_TIMEOUT,
-                "health_check_interval": _HEALTH_CHECK_INTERVAL,
-                # The breaker retries; redis-py's own retries would multiply
-                # the wait on a hung server.
-                "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 0),
-                "protocol": 2,
-                "client_name": f"bento_track:{self.consumer}",
-            }
-            options.update(self._options)
-            client = redis.Redis.from_url(self.url, **options)
+            client = self._new_client("")
             self._scripts = {
                 name: client.register_script(getattr(lua, name)) for name in lua.__all__
             }
@@ -271,6 +356,10 @@ class RedisStore:
         try:
             client = self._redis()
             result = self._scripts[name](keys=keys, args=args, client=client)
+        except (errors.AuthenticationError, errors.AuthorizationError) as exc:
+            # Refused before any command ran: a wrong password or user.
+            self._failed(exc, refused=True)
+            raise RedisUnavailable(str(exc) or type(exc).__name__) from None
         except (errors.ConnectionError, errors.TimeoutError) as exc:
             self._failed(exc)
             text = str(exc) or type(exc).__name__
@@ -285,17 +374,25 @@ class RedisStore:
             self._recovered()
         return result
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, *, refused: bool = False) -> None:
         self._failures += 1
         pause = min(_BREAKER_MAX, _BREAKER_FIRST * 2 ** (self._failures - 1))
         self._down_until = time.monotonic() + pause
         if self._down_since is None:
             self._down_since = time.monotonic()
         text = str(exc) or type(exc).__name__
-        if not text.startswith(_TRANSIENT) and isinstance(
-            exc, self._redis_module.exceptions.ResponseError
+        if refused or (
+            not text.startswith(_TRANSIENT)
+            and isinstance(exc, self._redis_module.exceptions.ResponseError)
         ):
-            logger.error("bento_track: the Redis store %s: %s", self.location, text)
+            # Not an outage that passes: a setting to fix (once a minute).
+            self._log.warn(
+                "redis_refused",
+                1,
+                "the Redis store %s refused this process: %s",
+                self.location,
+                text,
+            )
         self._log.warn(
             "redis_down",
             1,
@@ -310,6 +407,8 @@ class RedisStore:
         down = time.monotonic() - (self._down_since or time.monotonic())
         self._failures = 0
         self._down_since = None
+        # It may have come back empty (restarted): name the account again.
+        self._registered = False
         logger.info(
             "bento_track: the Redis store %s is back after %.1f s",
             self.location,
@@ -319,9 +418,13 @@ class RedisStore:
     # -- configuration -----------------------------------------------------------
 
     def configure(self, policy: StorePolicy, clock: object) -> None:
-        """Take the worker's settings; the clock only reaches the fallback (the budget
+        """Take the worker's settings and its account (whose keys this store
+        uses from now on); the clock only reaches the fallback (the budget
         runs on Redis's clock)."""
         self._policy = policy
+        self.account = policy.account
+        self.keys = _keys(self.namespace, policy.account.key)
+        self._registered = False
         # The fallback only holds events for Redis: a budget that never binds
         # (moving events spends no request), its bounds the client's memory
         # bounds.
@@ -335,6 +438,7 @@ class RedisStore:
                 overflow=policy.overflow,
                 max_events=policy.max_events,
                 max_bytes_held=policy.max_bytes_held,
+                account=policy.account,
             ),
             clock,
         )
@@ -343,6 +447,18 @@ class RedisStore:
         policy = self._policy
         assert policy is not None, "configure() first"
         return policy
+
+    def _register(self) -> None:
+        """Name this account (by `site_uuid`) in the namespace's registry,
+        for `stats()` and `bento-track store`. A separate command, not part
+        of a script: the registry is in another cluster slot."""
+        try:
+            self._redis().hset(
+                _registry(self.namespace), self.account.key, self.account.site_uuid
+            )
+        except self._redis_module.exceptions.RedisError:
+            return  # the next write tries again
+        self._registered = True
 
     # -- writing -----------------------------------------------------------------
 
@@ -421,7 +537,9 @@ class RedisStore:
         if kept < 0:  # applied before (a retry of a write whose answer was lost)
             return len(chunks), []
         self._out = int(result[1])
-        return kept, [bytes(x) for x in result[2:]]
+        if int(result[2]) or not self._registered:
+            self._register()
+        return kept, [bytes(x) for x in result[3:]]
 
     def _catch_up(self) -> None:
         """With Redis answering: settle what could not be settled, resend a
@@ -556,6 +674,11 @@ class RedisStore:
                 )
             except RedisUnavailable:
                 return self._holding()
+            if self._figures_at is None:
+                # A first reading, in the background: `stats()` then has
+                # figures to give at once.
+                with self._stats_lock:
+                    self._start_reading()
             kind = int(result[0])
             if kind == 0:
                 return Claim(None, None)
@@ -667,23 +790,15 @@ class RedisStore:
             self._pending_ops.append(("pause", [], False))
 
     def paused_until(self) -> float | None:
-        """Epoch seconds (this host's clock) until which sending is paused, or None."""
+        """Epoch seconds (this host's clock) until which sending is paused, or None:
+        this process's own pause or the account's on Redis (as `stats()` reads it,
+        never waiting on Redis)."""
         local = self._local_pause - time.monotonic()
         until = time.time() + local if local > 0 else None
-        if not self._usable():
+        theirs = self.stats().paused_until
+        if theirs is None or (until is not None and until >= theirs):
             return until
-        try:
-            client = self._redis()
-            raw = client.get(self.keys.pause)
-            now_s, now_us = client.time()
-        except self._redis_module.exceptions.RedisError:
-            return until
-        left = int(raw or 0) / 1000.0 - (float(now_s) + float(now_us) / 1e6)
-        # Redis's clock says how long is left; this host's says when that is.
-        if left > 0:
-            theirs = time.time() + left
-            return max(until or 0.0, theirs)
-        return until
+        return theirs
 
     # -- settling ---------------------------------------------------------------------
 
@@ -812,7 +927,9 @@ class RedisStore:
 
     def outstanding(self) -> int:
         """Events this process put that are still in Redis (as last read while Redis is
-        out), in the fallback or in limbo."""
+        out), in the fallback or in limbo (after `close()`: what it left)."""
+        if self._final is not None:
+            return sum(self._final)
         local = self.fallback.outstanding() + self._limbo_records()
         if self._usable() and self._pid == os.getpid():
             try:
@@ -822,34 +939,184 @@ class RedisStore:
                 self._failed(exc)
         return self._out + local
 
+    def kept(self) -> int:
+        """`Store.kept`: of `outstanding()`, the events on the Redis server (as
+        last read) and in a durable fallback; not those in a memory fallback
+        or a write Redis never answered (`unanswered()`). Asked at exit: what
+        waits in memory first moves into Redis if it answers, so the count
+        is the one `close()` reports (it may be asked before or after)."""
+        if self._final is not None:
+            return self._final[0]
+        self._save_local()
+        return self._out + self.fallback.kept()
+
+    def _save_local(self) -> None:
+        """At exit: move what would end with the process (a memory fallback,
+        a write in limbo) into Redis while it answers. A durable fallback
+        keeps its events for the next process: left alone."""
+        with self._lock:
+            if self._pid != os.getpid() or self._final is not None:
+                return
+            while self._usable():
+                before = self._ending()
+                if before <= 0:
+                    return
+                self._catch_up()
+                if self._ending() >= before:
+                    return  # Redis stopped answering, or is full
+
+    def _ending(self) -> int:
+        """Events that end with this process: in a memory fallback, in limbo."""
+        fallback = self.fallback
+        return fallback.outstanding() - fallback.kept() + self._limbo_records()
+
+    def unanswered(self) -> int:
+        """Events of a write Redis did not answer (a timeout, a hang): Redis
+        may have kept them or not. Counted as lost by `kept()`, said apart
+        by `close()`."""
+        return self._limbo_records()
+
     def _limbo_records(self) -> int:
         limbo = self._limbo
         return 0 if limbo is None or limbo.from_fallback is not None else limbo.records
+
+    def lost(self) -> int:
+        """`Store.lost`: what the fallback lost (Redis itself loses nothing we
+        can count)."""
+        return self.fallback.lost()
 
     def memory_held(self) -> int:
         """Events in this process's memory: the memory fallback and a write in limbo."""
         return self.fallback.memory_held() + self._limbo_records()
 
     def stats(self) -> StoreStats:
-        """The fleet's figures (one read-only script).
+        """This account's figures, every account's in `accounts` (by
+        `site_uuid`), the unassigned events. Never waits on Redis for more
+        than `stats_wait` seconds, never raises for an unavailable Redis: a
+        reading runs in a thread of its own, and the figures are the last it
+        read, marked `stale` unless read in the last second with no reading
+        out for long since (a slow or hung Redis) and no failure."""
+        called = time.monotonic()
+        deadline = called + self.stats_wait
+        while True:
+            with self._stats_lock:
+                if self._pid != os.getpid():
+                    self._reading = None
+                    self._stats_client = None
+                reading = self._reading
+                if reading is None or reading.done.is_set():
+                    if reading is not None and reading.started >= called:
+                        break  # read during this call
+                    reading = self._start_reading()
+                    if reading is None:
+                        break  # Redis is known to be unavailable
+                # else: one is out (perhaps Redis is slow or hung): wait for
+                # it, then for one of this call's
+            left = deadline - time.monotonic()
+            if left <= 0 or not reading.done.wait(left):
+                break
+        return replace(self._figures, stale=self._stale())
+
+    def _start_reading(self) -> _Reading | None:
+        """A new reading (under `_stats_lock`), unless one is out already or
+        Redis is known to be unavailable."""
+        current = self._reading
+        if current is not None and not current.done.is_set():
+            return current
+        if not self._can_read():
+            return None
+        reading = self._reading = _Reading(time.monotonic(), threading.Event())
+        threading.Thread(
+            target=self._read_figures,
+            args=(reading,),
+            name="bento_track.redis-stats",
+            daemon=True,
+        ).start()
+        return reading
+
+    def _stale(self) -> bool:
+        at = self._figures_at
+        if at is None or self._reading_failed or not self._usable():
+            return True
+        now = time.monotonic()
+        reading = self._reading
+        if (
+            reading is not None
+            and not reading.done.is_set()
+            and now - reading.started > _SLOW_READING
+        ):
+            return True
+        return now - at > _FRESH_FOR
+
+    def _can_read(self) -> bool:
+        return self._usable() and self._final is None
+
+    def read_stats(self) -> StoreStats:
+        """The figures, read now (blocking up to the socket timeout: for tools
+        and tests; `stats()` is the non-blocking view).
 
         Raises:
             RedisUnavailable: Redis cannot answer now.
         """
-        if not self._usable():
-            raise RedisUnavailable(f"the Redis store {self.location} is unavailable")
-        errors = self._redis_module.exceptions
+        with self._stats_lock:
+            if self._pid != os.getpid():
+                self._stats_client = None
+            if self._stats_client is None:
+                self._stats_client = self._new_client(":stats")
+            client = self._stats_client
         try:
-            k = self.keys
-            client = self._redis()
-            raw = self._scripts["STATS"](
-                keys=[k.q, k.tot, k.log, k.fly, k.pause, k.procs],
-                args=[],
-                client=client,
+            figures = read_figures(
+                client,
+                self.namespace,
+                self.account if self._policy is not None else None,
+                self.location,
+                self.max_bytes,
             )
-        except errors.RedisError as exc:
-            raise RedisUnavailable(str(exc)) from None
-        return stats_from(raw, self.location, self.max_bytes, self.time_offset(raw))
+        except self._redis_module.exceptions.RedisError as exc:
+            raise RedisUnavailable(str(exc) or type(exc).__name__) from None
+        self._figures = figures
+        self._figures_at = time.monotonic()
+        self._reading_failed = False
+        return figures
+
+    def _read_figures(self, reading: _Reading) -> None:
+        """A reading in its own thread (`stats()`)."""
+        try:
+            self.read_stats()
+        except Exception:  # said by `stale`; the worker logs Redis's state
+            self._reading_failed = True
+        finally:
+            reading.done.set()
+            if self._final is not None:  # closed meanwhile: the last user
+                self._close_stats_client()
+
+    def _close_stats_client(self) -> None:
+        with self._stats_lock:
+            client, self._stats_client = self._stats_client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
+
+    def _no_figures(self) -> StoreStats:
+        """Before any reading: nothing known (stale)."""
+        return StoreStats(
+            kind="redis",
+            location=self.location,
+            depth=0,
+            nbytes=0,
+            max_bytes=self.max_bytes,
+            leased=0,
+            leases=0,
+            oldest_age=None,
+            budget_used=0,
+            budget_limit=0,
+            budget_window=0.0,
+            paused_until=None,
+            site_uuid=self.account.site_uuid,
+            stale=True,
+        )
 
     @staticmethod
     def time_offset(raw: list[Any]) -> float:
@@ -858,6 +1125,14 @@ class RedisStore:
 
     # -- processes --------------------------------------------------------------------
 
+    def drop_connections(self) -> None:
+        """Close the connections and nothing else (a tool's store that only
+        read, or ran one script: `close()` would leave the group)."""
+        for client in (self._client, self._stats_client):
+            if client is not None:
+                client.close()
+        self._client = self._stats_client = None
+
     def after_fork(self) -> None:
         """In a forked child: a new name, no connection, no leases; the memory fallback
         forgets the parent's events."""
@@ -865,17 +1140,20 @@ class RedisStore:
             return  # renewed already (the client's fork hook, or our own check)
         # The parent's connections stay open for the parent: never closed
         # here (redis-py's pool also checks the pid).
-        if self._client is not None:
-            _orphans.append(self._client)
+        for client in (self._client, self._stats_client):
+            if client is not None:
+                _orphans.append(client)
         self._reset_process()
         self.fallback.after_fork()
 
     def close(self) -> None:
         """Move what waits locally into Redis (if it answers), leave the group, close
-        the connections."""
+        the connections. What could not reach Redis is said to be lost (and
+        how many); `kept()` and `outstanding()` then tell what was left."""
         with self._lock:
-            if self._pid != os.getpid():
+            if self._pid != os.getpid() or self._final is not None:
                 return
+            self._save_local()
             if self._usable():
                 self._catch_up()
                 for member in list(self._permits.values()):
@@ -888,20 +1166,30 @@ class RedisStore:
                     except RedisUnavailable:
                         break
                 self._permits.clear()
+                self.outstanding()  # what is left in Redis, as last read
                 k = self.keys
                 try:
                     self._run("FORGET", [k.q, k.procs, k.seq, k.out], [self.consumer])
                 except RedisUnavailable:
                     pass
-            lost = self._limbo_records()
-            if not self.fallback.durable:
-                lost += self.fallback.outstanding()
-            if lost:
+            unanswered = self._limbo_records()
+            on_disk = self.fallback.kept()
+            in_memory = self._ending() - unanswered
+            self._final = (self._out + on_disk, in_memory + unanswered)
+            if in_memory:
                 logger.warning(
                     "bento_track: %d events could not reach the Redis store %s "
                     "and are lost with this process (configure ?fallback="
                     "sqlite:////PATH to keep them on disk)",
-                    lost,
+                    in_memory,
+                    self.location,
+                )
+            if unanswered:
+                logger.warning(
+                    "bento_track: %d events were written to the Redis store %s "
+                    "without an answer and may be lost with this process "
+                    "(Redis may still apply the write)",
+                    unanswered,
                     self.location,
                 )
             self.fallback.close()
@@ -911,6 +1199,11 @@ class RedisStore:
                     client.close()
                 except Exception:
                     pass
+        with self._stats_lock:
+            reading = self._reading
+        if reading is None or reading.done.is_set():
+            self._close_stats_client()
+        # else: the reading closes it when it ends (Redis hangs: never wait)
 
 
 #: clients inherited from a parent process (their sockets are the parent's)
@@ -923,6 +1216,10 @@ def _ms(seconds: float) -> int:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _stats_keys(k: _Keys) -> list[str]:
+    return [k.q, k.tot, k.log, k.fly, k.pause, k.procs]
 
 
 def stats_from(
@@ -965,21 +1262,112 @@ def stats_from(
     )
 
 
+def _account_stats(site_uuid: str, part: StoreStats) -> AccountStats:
+    return AccountStats(
+        site_uuid=site_uuid,
+        depth=part.depth,
+        nbytes=part.nbytes,
+        oldest_age=part.oldest_age,
+        budget_used=part.budget_used,
+        budget_limit=part.budget_limit,
+        budget_window=part.budget_window,
+        paused_until=part.paused_until,
+    )
+
+
+def _accounts(client: Any, namespace: str) -> dict[str, str]:
+    """The namespace's registry: account digest -> `site_uuid`."""
+    names = client.hgetall(_registry(namespace))
+    return {_text(k): _text(v) for k, v in names.items()}
+
+
+def read_figures(
+    client: Any,
+    namespace: str,
+    account: Account | None,
+    location: str,
+    max_bytes: int,
+) -> StoreStats:
+    """A namespace's figures, read now (two round trips, read only): of
+    `account`'s partition with every account's in `accounts`, or with None
+    of the whole namespace (budget and pause then only per account). An
+    account shows in `accounts` while it has events, a pause or processes
+    seen in the last minute.
+
+    Raises:
+        redis.RedisError: Redis cannot answer.
+    """
+    legacy = _legacy_keys(namespace)
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(_registry(namespace))
+    pipe.hget(legacy.tot, "n")
+    pipe.exists(legacy.q)
+    names, legacy_n, legacy_exists = pipe.execute()
+    accounts = {_text(k): _text(v) for k, v in names.items()}
+    if account is not None:
+        accounts.setdefault(account.key, account.site_uuid)
+    order = sorted(accounts, key=lambda key: (accounts[key], key))
+    script = client.register_script(lua.STATS)
+    pipe = client.pipeline(transaction=False)
+    for key in order:
+        script(keys=_stats_keys(_keys(namespace, key)), args=[], client=pipe)
+    raws = pipe.execute() if order else []
+    parts = {
+        key: stats_from(raw, location, max_bytes, RedisStore.time_offset(raw))
+        for key, raw in zip(order, raws, strict=True)
+    }
+    shown = tuple(
+        _account_stats(accounts[key], part)
+        for key, part in parts.items()
+        if part.depth or part.paused_until is not None or part.processes
+    )
+    unassigned = max(0, int(legacy_n or 0)) if legacy_exists else 0
+    if account is not None:
+        return replace(
+            parts[account.key],
+            site_uuid=account.site_uuid,
+            accounts=shown,
+            unassigned=unassigned,
+        )
+    every = list(parts.values())
+    ages = [p.oldest_age for p in every if p.oldest_age is not None]
+    return StoreStats(
+        kind="redis",
+        location=location,
+        depth=sum(p.depth for p in every),
+        nbytes=sum(p.nbytes for p in every),
+        max_bytes=max_bytes,
+        leased=sum(p.leased for p in every),
+        leases=sum(p.leases for p in every),
+        oldest_age=max(ages) if ages else None,
+        budget_used=0,
+        budget_limit=0,
+        budget_window=0.0,
+        paused_until=None,
+        reclaimed=sum(p.reclaimed for p in every),
+        dropped=sum(p.dropped for p in every),
+        processes=sum(p.processes for p in every),
+        accounts=shown,
+        unassigned=unassigned,
+    )
+
+
 def open_redis_store(
     url: str,
     *,
     max_bytes: int,
     open_local: Callable[..., Store] | None = None,
 ) -> RedisStore:
-    """The Redis store `url` names (no I/O: Redis may be down now; the
-    store waits for it). Options in the query string: `namespace`,
-    `visibility_timeout`, `fallback` (`memory` or a `sqlite:///` URL, opened
-    by `open_local`, `url.open_store`), `host`; any other is redis-py's
-    (`socket_timeout=`, `ssl_cert_reqs=`, ...).
+    """The Redis store `url` names, its URL and options checked (no I/O:
+    Redis may be down now; the store waits for it). Options in the query
+    string: `namespace`, `visibility_timeout`, `fallback` (`memory` or a
+    `sqlite:///` URL, opened by `open_local`, `url.open_store`), `host`;
+    redis-py's `socket_timeout=`, `ssl_cert_reqs=`, ... (`redis_url`).
 
     Raises:
-        ConfigurationError: redis-py is missing, an option is malformed, or
-            the SQLite fallback cannot be used.
+        ConfigurationError: naming `store`, never showing the password:
+            redis-py is missing, the URL or an option is malformed, or the
+            SQLite fallback cannot be used.
     """
     try:
         import redis  # noqa: F401
@@ -988,19 +1376,8 @@ def open_redis_store(
             "store: a Redis store needs redis-py: pip install 'bento-track[redis]'",
             setting="store",
         ) from None
-    parts = urlsplit(url)
-    ours: dict[str, str] = {}
-    theirs: list[tuple[str, str]] = []
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in _OPTIONS:
-            ours[key] = value
-        else:
-            theirs.append((key, value))
-    server = urlunsplit(parts._replace(query=urlencode(theirs)))
-    if not parts.hostname and not parts.path:
-        raise ConfigurationError(
-            f"store: no Redis server named in {redacted(url)!r}", setting="store"
-        )
+    parsed = parse_redis_url(url)
+    ours = parsed.options
     namespace = ours.get("namespace", "bento")
     if (
         not namespace
@@ -1044,77 +1421,130 @@ def open_redis_store(
             )
         fallback = open_local(spec, max_bytes=max_bytes)
     return RedisStore(
-        server,
+        parsed,
         max_bytes=max_bytes,
         namespace=namespace,
         visibility_timeout=visibility,
         fallback=fallback,
         host=host,
-        location=redacted(url),
+        location=parsed.location,
     )
 
 
 def describe_redis(url: str, *, max_bytes: int) -> dict[str, Any]:
-    """A Redis store's figures and the chunks each process holds, read
-    without writing anything (for `bento-track store URL`).
+    """A Redis store's figures (the whole namespace, each account by
+    `site_uuid`, the unassigned events) and the chunks each process holds,
+    read without writing anything (for `bento-track store URL`).
 
     Raises:
         ConfigurationError: not a usable URL, Redis cannot be reached, or
             no store in that namespace.
     """
-    store = open_redis_store(_without(url, "fallback"), max_bytes=max_bytes)
+    store = open_redis_store(url, max_bytes=max_bytes, open_local=_no_fallback)
     errors = store._redis_module.exceptions
-    k = store.keys
+    namespace = store.namespace
     try:
         client = store._redis()
-        if not client.exists(k.tot, k.q):
+        accounts = _accounts(client, namespace)
+        legacy = _legacy_keys(namespace)
+        if not accounts and not client.exists(legacy.tot, legacy.q):
             raise ConfigurationError(
-                f"no store in namespace {store.namespace!r} at {store.location}"
+                f"no store in namespace {namespace!r} at {store.location}"
             )
-        raw = store._scripts["STATS"](
-            keys=[k.q, k.tot, k.log, k.fly, k.pause, k.procs], args=[], client=client
-        )
+        stats = read_figures(client, namespace, None, store.location, max_bytes)
         holders = []
-        consumers = client.xinfo_consumers(k.q, "ship") if client.exists(k.q) else []
-        for consumer in consumers:
-            if not consumer["pending"]:
-                continue
-            name = _text(consumer["name"])
-            pending = client.xpending_range(k.q, "ship", "-", "+", 10_000, name)
-            pipe = client.pipeline(transaction=False)
-            for entry in pending:
-                pipe.xrange(k.q, entry["message_id"], entry["message_id"])
-            events = sum(int(found[0][1][b"n"]) for found in pipe.execute() if found)
-            host, _, rest = name.partition(":")
-            holders.append(
-                {
-                    "consumer": name,
-                    "host": host,
-                    "pid": int(rest.partition(":")[0] or 0),
-                    "chunks": int(consumer["pending"]),
-                    "events": events,
-                    "idle": round(int(consumer["idle"]) / 1000.0, 1),
-                }
-            )
+        parts = [(site, _keys(namespace, key)) for key, site in accounts.items()]
+        for site, k in [*parts, (None, legacy)]:
+            holders += _holders(client, k, site)
     except errors.RedisError as exc:
         raise ConfigurationError(
             f"cannot read the Redis store {store.location}: {exc}"
         ) from None
     finally:
-        if store._client is not None:
-            store._client.close()
-    stats = stats_from(raw, store.location, max_bytes, RedisStore.time_offset(raw))
+        store.drop_connections()
     return {
         **asdict(stats),
-        "namespace": store.namespace,
+        "namespace": namespace,
         "visibility_timeout": store.visibility_timeout,
         "lease_list": holders,
     }
 
 
-def _without(url: str, option: str) -> str:
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit(
-        parts._replace(query=urlencode([(k, v) for k, v in query if k != option]))
-    )
+def _no_fallback(spec: str, *, max_bytes: int) -> Store:
+    """A tool only reads Redis: a `?fallback=` is left alone, unopened."""
+    return MemoryStore()
+
+
+def _holders(client: Any, k: _Keys, site_uuid: str | None) -> list[dict[str, Any]]:
+    """The processes holding chunks of one account (None: unassigned)."""
+    if not client.exists(k.q):
+        return []
+    if not any(_text(g["name"]) == "ship" for g in client.xinfo_groups(k.q)):
+        return []
+    consumers = client.xinfo_consumers(k.q, "ship")
+    found = []
+    for consumer in consumers:
+        if not consumer["pending"]:
+            continue
+        name = _text(consumer["name"])
+        pending = client.xpending_range(k.q, "ship", "-", "+", 10_000, name)
+        pipe = client.pipeline(transaction=False)
+        for entry in pending:
+            pipe.xrange(k.q, entry["message_id"], entry["message_id"])
+        events = sum(int(hit[0][1][b"n"]) for hit in pipe.execute() if hit)
+        host, _, rest = name.partition(":")
+        found.append(
+            {
+                "site_uuid": site_uuid,
+                "consumer": name,
+                "host": host,
+                "pid": int(rest.partition(":")[0] or 0),
+                "chunks": int(consumer["pending"]),
+                "events": events,
+                "idle": round(int(consumer["idle"]) / 1000.0, 1),
+            }
+        )
+    return found
+
+
+def adopt_legacy(url: str, account: Account) -> int:
+    """Hand the unassigned events of the Redis store `url` (written before
+    stores knew accounts) to `account`; return how many moved. Its next
+    process sends them with its keys. Chunks a live process of the old
+    version still holds stay unassigned (run it again once those processes
+    are gone); when none is left, the old keys are deleted. Each step is one
+    atomic script, so a crash moves nothing twice. The account's bound
+    (`max_store_bytes`) is not applied: these events were stored already.
+
+    Raises:
+        ConfigurationError: not a usable URL, or Redis cannot be reached.
+    """
+    store = open_redis_store(url, max_bytes=2**20, open_local=_no_fallback)
+    errors = store._redis_module.exceptions
+    namespace = store.namespace
+    old, mine = _legacy_keys(namespace), _keys(namespace, account.key)
+    keys = [getattr(old, name) for name in _NAMES]
+    keys += [mine.q, mine.tot, mine.out]
+    moved, start = 0, "-"
+    try:
+        client = store._redis()
+        client.hset(_registry(namespace), account.key, account.site_uuid)
+        while True:
+            result = store._scripts["ADOPT"](
+                keys=keys,
+                args=[_ms(store.visibility_timeout), _ADOPT_STEP, start],
+                client=client,
+            )
+            moved += int(result[0])
+            last = _text(result[2])
+            if not last:
+                break
+            start = "(" + last
+    except errors.RedisError as exc:
+        raise ConfigurationError(
+            f"cannot adopt the unassigned events of the Redis store "
+            f"{store.location}: {exc}"
+        ) from None
+    finally:
+        store.drop_connections()
+    return moved

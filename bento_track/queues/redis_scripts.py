@@ -3,7 +3,8 @@
 Each script is one atomic step on the server, timed by the server's own
 `TIME` (so the clocks of the hosts that call it never matter), in integer
 milliseconds (Lua numbers come back to Redis truncated to integers). Keys
-(all under one `{namespace}` hash tag, so a cluster keeps them in one slot):
+(an account's all under one `{namespace:account}` hash tag, so a cluster
+keeps them in one slot; `redis.py` names them):
 
 - `q`: a Stream of chunks of encoded events (fields `d` the events joined by
   newlines, `n` how many, `b` their bytes, `o` the process that put them),
@@ -23,12 +24,17 @@ milliseconds (Lua numbers come back to Redis truncated to integers). Keys
 - `seq`: per process, the last write it applied (a write retried after a
   lost answer is applied once).
 - `procs`: processes seen recently (score: when).
+
+`ADOPT` alone spans two accounts' keys: the unassigned events written
+before stores knew accounts (`bt:{namespace}:...`) and the account that
+adopts them.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ACQUIRE",
+    "ADOPT",
     "CLAIM",
     "COMPLETE",
     "ENQUEUE",
@@ -135,7 +141,9 @@ def _script(flags: str, body: str) -> str:
 # per chunk. Not allow-oom: a Redis out of memory refuses it before it runs,
 # and the caller keeps the events locally.
 # Returns {kept chunks (-1: this write was applied before), this process's
-# events in the store, data of waiting chunks deleted to make room...}.
+# events in the store, 1 if this write created the stream (a new or lost
+# partition: the caller registers its account), data of waiting chunks
+# deleted to make room...}.
 ENQUEUE = _script(
     "",
     """
@@ -143,11 +151,12 @@ local q, tot, out, seqs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local me, seq, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local oldest = ARGV[4] == '1'
 if seq <= tonumber(redis.call('HGET', seqs, me) or '0') then return {-1} end
-redis.pcall('XGROUP', 'CREATE', q, 'ship', '0', 'MKSTREAM')
+local made = redis.pcall('XGROUP', 'CREATE', q, 'ship', '0', 'MKSTREAM')
 local held = tonumber(redis.call('HGET', tot, 'b') or '0')
 local add = 0
 for i = 5, #ARGV, 3 do add = add + tonumber(ARGV[i + 2]) end
-local result = {0, 0}
+local result = {0, 0, 0}
+if type(made) == 'table' and made.ok then result[3] = 1 end
 local dropped = 0
 if held + add > cap and oldest then
   -- Only waiting chunks: a pending one is being sent (trimming it would
@@ -506,6 +515,65 @@ for _, name in ipairs(redis.call('HKEYS', seqs)) do
   if not redis.call('ZSCORE', procs, name) then redis.call('HDEL', seqs, name) end
 end
 return 1
+""",
+)
+
+# KEYS: legacy q tot rel out seq procs log fly pause epoch, then the
+# adopting account's q tot out. ARGV: visibility ms, most chunks to look at,
+# the id to start after ('-': the first). Moves the unassigned chunks no live
+# process holds (waiting ones, released ones, those of holders quiet for the
+# visibility timeout) into the account's queue, as waiting chunks; chunks a
+# live process of the old version holds stay (a later call takes them).
+# Once nothing is left, the old keys are deleted. Not allow-oom: it adds.
+# Returns {events moved, chunks moved, the last id looked at ('' : the end),
+# events left behind}.
+ADOPT = _script(
+    "",
+    """
+local lq, ltot, lrel, lout = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local q, tot, out = KEYS[11], KEYS[12], KEYS[13]
+local vis, most, start = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+if redis.call('EXISTS', lq) == 0 then
+  for i = 2, 10 do redis.call('DEL', KEYS[i]) end
+  return {0, 0, '', 0}
+end
+redis.pcall('XGROUP', 'CREATE', q, 'ship', '0', 'MKSTREAM')
+local entries = redis.call('XRANGE', lq, start, '+', 'COUNT', most)
+local moved, chunks, last = 0, 0, ''
+for i = 1, #entries do
+  local id, f = entries[i][1], fields(entries[i])
+  local n, b = tonumber(f.n), tonumber(f.b)
+  last = id
+  local p = redis.pcall('XPENDING', lq, 'ship', id, id, 1)
+  local pending = type(p) == 'table' and #p > 0
+  local released = redis.call('SISMEMBER', lrel, id) == 1
+  if not pending or released or tonumber(p[1][3]) >= vis then
+    redis.call('XADD', q, '*', 'd', f.d, 'n', n, 'b', b, 'o', 'adopted')
+    redis.call('HINCRBY', tot, 'n', n)
+    redis.call('HINCRBY', tot, 'b', b)
+    redis.call('HINCRBY', tot, 'wn', n)
+    redis.call('HINCRBY', tot, 'wb', b)
+    redis.call('HINCRBY', out, 'adopted', n)
+    if pending then redis.call('XACK', lq, 'ship', id) end
+    redis.call('XDEL', lq, id)
+    redis.call('SREM', lrel, id)
+    redis.call('HINCRBY', ltot, 'n', -n)
+    redis.call('HINCRBY', ltot, 'b', -b)
+    if not pending or released then
+      redis.call('HINCRBY', ltot, 'wn', -n)
+      redis.call('HINCRBY', ltot, 'wb', -b)
+    end
+    settle_origin(lout, f.o, n)
+    moved, chunks = moved + n, chunks + 1
+  end
+end
+if #entries < most then last = '' end
+local left = tonumber(redis.call('HGET', ltot, 'n') or '0')
+if redis.call('XLEN', lq) == 0 then
+  for i = 1, 10 do redis.call('DEL', KEYS[i]) end
+  left = 0
+end
+return {moved, chunks, last, left}
 """,
 )
 

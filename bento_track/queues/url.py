@@ -5,7 +5,8 @@
   four slashes for an absolute path, three for one relative to the working
   directory; `?lease_timeout=SECONDS` is the only option;
 - `"redis://[:password@]host:port/db"`, `"rediss://..."`: a Redis store that
-  every host shares (`bento_track.queues.redis`; options in its docstring);
+  every host shares (`bento_track.queues.redis`; options in its docstring,
+  the URL's form in `redis_url`);
 - a `Store` object: used as it is.
 """
 
@@ -15,6 +16,7 @@ from urllib.parse import parse_qsl
 
 from ..errors import ConfigurationError
 from .base import Store
+from .redis_url import is_redis_url
 from .sqlite import DEFAULT_LEASE_TIMEOUT, SQLiteStore, StoreError
 
 __all__ = ["is_memory", "open_store", "sqlite_path"]
@@ -65,7 +67,9 @@ def open_store(spec: str | Store, *, max_bytes: int) -> Store:
             setting="store",
         )
     url = spec.strip()
-    if url.startswith(("redis://", "rediss://")):
+    if is_redis_url(url):
+        # Any case, any malformation: the Redis parser refuses it without
+        # showing the password (`redis_url`).
         from .redis import open_redis_store
 
         return open_redis_store(url, max_bytes=max_bytes, open_local=open_store)

@@ -105,6 +105,15 @@ class RedisServer:
             self.proc.wait(10)
 
 
+def account_prefix(db: redis.Redis, namespace: str, site_uuid: str) -> str:
+    """The key prefix of the account of `site_uuid` in `namespace`, found in
+    the namespace's registry (the account's digest is the store's)."""
+    names = db.hgetall(f"bt:{{{namespace}}}:accounts")
+    keys = [k.decode() for k, v in names.items() if v.decode() == site_uuid]
+    assert len(keys) == 1, names
+    return f"bt:{{{namespace}:{keys[0]}}}:"
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """The session's redis-server (never SIGSTOP or kill it: use `own_redis`)."""

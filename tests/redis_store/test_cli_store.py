@@ -34,7 +34,7 @@ def test_store_command_shows_a_redis_store(redis_server, redis_url, capsys) -> N
         assert "(Redis, namespace t" in out
         assert "events     25 (oldest" in out
         assert "pending    10 events held by 1 processes" in out
-        assert f"10 events by pid {os.getpid()} on " in out
+        assert f"10 events (site (none)) by pid {os.getpid()} on " in out
         assert "budget     1 of 3 requests in the current 1 s window; not paused" in out
         assert "processes  1 seen in the last minute" in out
         assert main(["store", redis_url, "--json"]) == 0

@@ -59,6 +59,9 @@ def test_a_killed_shippers_batch_arrives_within_the_visibility_timeout(
     arrived = max(r["time"] for r in posts(emulator) if r["status"] == 200)
     counts = collections.Counter(seqs(emulator))
     duplicates = sum(n - 1 for n in counts.values())
+    # The store's figures are read in the background: wait for a reading
+    # made after the takeover.
+    wait_until(lambda: taker.stats().store.reclaimed >= 30, 10)
     reclaimed = taker.stats().store.reclaimed
     print(
         f"kill {'after' if bento_accepted else 'before'} Bento's 2xx: the batch "
@@ -91,9 +94,16 @@ url, kwargs = sys.argv[1], json.loads(sys.argv[2])
 # A new process on the store: it tracks nothing, and delivers what is there.
 client = bento_track.Client(store=url, **kwargs)
 deadline, tick = time.monotonic() + 60, threading.Event()
-while client.stats().store.depth and time.monotonic() < deadline:
+def store_figures():
+    # Read in the background; `stale` until a reading came back.
+    while True:
+        store = client.stats().store
+        if not store.stale or time.monotonic() > deadline:
+            return store
+        tick.wait(0.05)
+while store_figures().depth and time.monotonic() < deadline:
     tick.wait(0.05)
-store = client.stats().store
+store = store_figures()
 print(json.dumps({"ok": store.depth == 0, "depth": store.depth,
                   "reclaimed": store.reclaimed, "sent": client.stats().sent}))
 """

@@ -15,7 +15,7 @@ import threading
 import httpx
 import pytest
 
-from .conftest import ROOT, child_env, free_port, wait_until
+from .conftest import ROOT, account_prefix, child_env, free_port, wait_until
 
 pytest.importorskip("gunicorn", reason="the dev extra installs gunicorn")
 
@@ -105,7 +105,14 @@ def test_preloaded_gunicorn_workers_deliver_everything_and_sigterm_loses_none(
         assert len(pids) == 4, pids  # every worker served (and tracked)
         db = redis_server.client()
         namespace = redis_url.partition("namespace=")[2]
-        wait_until(lambda: int(db.hget(f"bt:{{{namespace}}}:tot", "n") or 0) == 401)
+
+        def stored() -> int:
+            if not db.exists(f"bt:{{{namespace}}}:accounts"):
+                return 0
+            tot = account_prefix(db, namespace, emulator.site_uuid) + "tot"
+            return int(db.hget(tot, "n") or 0)
+
+        wait_until(lambda: stored() == 401)
         db.close()
         assert emulator.inspect.events() == []  # still waiting in Redis
         server.send_signal(signal.SIGTERM)
