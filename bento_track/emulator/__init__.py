@@ -2,7 +2,9 @@
 
 Same paths, auth, User-Agent rule, body validation, limits, response shapes
 and rate limit as Bento's `/api/v1`; it stores what it accepts (SQLite), can
-be inspected and can inject faults (`/_emulator/...`, `Inspector`).
+be inspected and can inject faults (`/_emulator/...`, `Inspector`). It is a
+local tool: it answers only loopback `Host` names (and `allowed_hosts`),
+and takes control writes only from its own pages or non-browser clients.
 
     from bento_track.emulator import EmulatorServer
 
