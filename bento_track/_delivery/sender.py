@@ -1,7 +1,8 @@
 """Posting one pre-encoded batch body to `/batch/events` and classifying the
 answer for the worker's retry policy. One `httpx.Client` per sender, created
 lazily in the thread that sends (keep-alive across batches); every module that
-first send needs is imported with this one (see below)."""
+first send needs is imported with this one, and its SSL context is made
+beforehand (see below), so that a fork can come at any moment."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from __future__ import annotations
 import encodings.idna  # noqa: F401
 import enum
 import json
+import os
+import ssl
 from dataclasses import dataclass
 
-import certifi  # noqa: F401
+import certifi
 import httpcore  # noqa: F401
 import httpx
 
@@ -31,6 +34,34 @@ from ..errors import APIError
 __all__ = ["Outcome", "Sender", "Verdict"]
 
 _PATH = "/batch/events"
+
+# No delivery thread makes an SSL context either. httpx makes one for every
+# client, plain http included, unless given one; while OpenSSL builds it, it
+# holds process-wide locks, and a fork in that moment leaves the child's
+# OpenSSL locked for good: the child's first send hangs (benchmarks/
+# fork_stress.py found it). So plain http gets this context, made at import
+# and never used; https gets `_verifying_context()`, made by the thread that
+# makes the first https Sender and inherited by forked children.
+_UNUSED = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+_UNUSED.check_hostname = False
+_UNUSED.verify_mode = ssl.CERT_NONE
+_verifying: ssl.SSLContext | None = None
+
+
+def _verifying_context() -> ssl.SSLContext:
+    """The process's context for https, made on first use (loading the CA
+    bundle costs ~35 ms): what httpx's `verify=True` makes, the bundle named
+    by `SSL_CERT_FILE` or `SSL_CERT_DIR`, else certifi's."""
+    global _verifying
+    if _verifying is None:
+        if os.environ.get("SSL_CERT_FILE"):
+            context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+        elif os.environ.get("SSL_CERT_DIR"):
+            context = ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+        else:
+            context = ssl.create_default_context(cafile=certifi.where())
+        _verifying = context
+    return _verifying
 
 
 class Verdict(enum.Enum):
@@ -98,14 +129,14 @@ class Sender:
         self._headers = _http.headers(config)
         self._timeout = _http.timeout(config)
         self._timeouts = {"timeout": self._timeout.as_dict()}
+        # Here, not in the delivery thread (see `_UNUSED`). Plain http (the
+        # emulator on loopback) never uses TLS, so it loads no CA bundle.
+        self._tls = _verifying_context() if self._url.scheme == "https" else _UNUSED
         self._client: httpx.Client | None = None
 
     def _http(self) -> httpx.Client:
         if self._client is None:
-            # Plain http (the emulator on loopback) never uses TLS: skip loading
-            # the CA bundle, ~50 ms of CPU per process.
-            secure = self._url.scheme == "https"
-            self._client = httpx.Client(timeout=self._timeout, verify=secure)
+            self._client = httpx.Client(timeout=self._timeout, verify=self._tls)
         return self._client
 
     def post(self, body: bytes, count: int, *, timeout: float | None = None) -> Outcome:

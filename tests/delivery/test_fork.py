@@ -18,13 +18,29 @@ from ..store.conftest import run_script
 
 #: Import bento_track, then make a first send in each way it can go (a 5xx,
 #: a 429, a 2xx; with the memory and the SQLite store; a refused connection,
-#: TLS to a closed port) and print the modules those sends imported, and
-#: whether each flush delivered and how many requests it made.
+#: TLS to a closed port) and print the modules those sends imported, the SSL
+#: contexts a delivery thread made (OpenSSL holds process-wide locks while it
+#: makes one: a fork then leaves the child's OpenSSL locked), and whether
+#: each flush delivered and how many requests it made.
 FIRST_SENDS = """
-import json, sys
+import json, sys, threading
 import bento_track
 
 imported = set(sys.modules)
+contexts = []  # SSL contexts made in a delivery thread
+
+
+def profile(frame, event, arg):
+    code = frame.f_code
+    if (
+        event == "call" and code.co_name == "__new__"
+        and code.co_filename.endswith("ssl.py")
+        and threading.current_thread().name == "bento_track.worker"
+    ):
+        contexts.append(code.co_filename)
+
+
+threading.setprofile(profile)  # every thread started from now on
 kwargs, db = json.loads(sys.argv[1]), sys.argv[2]
 cases = [  # (options, flush timeout)
     (dict(kwargs), 30.0),
@@ -39,11 +55,12 @@ for options, timeout in cases:
     flushed = client.flush(timeout)
     results.append([flushed, client.stats().requests])
     client.shutdown(0.5)
-print(json.dumps({"new": sorted(set(sys.modules) - imported), "results": results}))
+new = sorted(set(sys.modules) - imported)
+print(json.dumps({"new": new, "results": results, "contexts": contexts}))
 """
 
 
-def test_a_first_send_imports_nothing_that_import_bento_track_has_not(
+def test_a_first_send_imports_nothing_and_makes_no_ssl_context(
     emulator: Any, tmp_path: Any
 ) -> None:
     # The first client's first request gets a 500 and its retry a 429, so
@@ -62,6 +79,7 @@ def test_a_first_send_imports_nothing_that_import_bento_track_has_not(
         "a first send imported modules that `import bento_track` had not; "
         "import them in bento_track/_delivery/sender.py"
     )
+    assert out["contexts"] == [], "a delivery thread made an SSL context"
     assert len(emulator.inspect.events()) == 2
 
 
