@@ -203,9 +203,12 @@ class SQLiteStore:
                 except sqlite3.Error as exc:
                     raise StoreError(_explain(self.path, exc)) from exc
             self._conn = conn
-            if self._me is not None and not conn.execute(
-                "SELECT 1 FROM holders WHERE id = ?", (self._me,)
-            ).fetchone():
+            if (
+                self._me is not None
+                and not conn.execute(
+                    "SELECT 1 FROM holders WHERE id = ?", (self._me,)
+                ).fetchone()
+            ):
                 self._me = self._account = None  # forgotten meanwhile
         return conn
 
