@@ -1,5 +1,6 @@
 """The fork stress script runs end to end with tiny numbers (so it never
-rots). Its figures come from running it by hand: see benchmarks/README.md."""
+rots). Its figures come from running it by hand:
+`RUNS=30 python -m benchmarks.fork_stress`."""
 
 from __future__ import annotations
 
