@@ -212,11 +212,12 @@ class _Publisher:
 
     def publish(self) -> None:
         """Write every client's per-process figures now."""
+        found = list(self.clients.read())  # outside the lock: a fork waits less
         with self._lock:
             if self._pid != os.getpid():  # a forked child starts from zero
                 self._pid = os.getpid()
                 self._written.clear()
-            for client, stats in self.clients.read():
+            for client, stats in found:
                 site = site_label(client)
                 shared = _shared(stats)
                 for figure, label, value in readings(stats):
@@ -249,6 +250,15 @@ class _Publisher:
             target=self._run, name="bento_track-prometheus", daemon=True
         )
         self._thread.start()
+
+    def before_fork(self) -> None:
+        """No write is half done in a fork: prometheus_client's own lock,
+        taken inside a write, would stay held in the child forever."""
+        self._lock.acquire()
+
+    def after_fork_in_parent(self) -> None:
+        """The fork is done: writes may go on."""
+        self._lock.release()
 
     def after_fork_in_child(self) -> None:
         """The parent's thread is not in the child: start this process's own."""
@@ -287,7 +297,11 @@ def _start_publisher(client: Client | None, interval: float) -> None:
     if _publisher is None:
         _publisher = _Publisher(interval)
         publisher = _publisher
-        os.register_at_fork(after_in_child=publisher.after_fork_in_child)
+        os.register_at_fork(
+            before=publisher.before_fork,
+            after_in_parent=publisher.after_fork_in_parent,
+            after_in_child=publisher.after_fork_in_child,
+        )
         atexit.register(publisher._safe_publish)
     _publisher.interval = min(_publisher.interval, interval)
     _publisher.clients.add(client)
