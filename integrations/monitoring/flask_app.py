@@ -9,16 +9,25 @@ import os
 from flask import Flask, request
 from prometheus_client import make_wsgi_app
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from workload import hold, stats_of_this_process, track_some
 
 import bento_track
 from bento_track.integrations import prometheus
-from workload import hold, stats_of_this_process, track_some
 
-bento_track.init(flush_interval=0.1, strict=False, store=os.environ.get("STORE") or None)
+bento_track.init(
+    flush_interval=0.1, strict=False, store=os.environ.get("STORE") or None
+)
 
 app = Flask(__name__)
 # The documented line (with a short publication interval for the tests).
-app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/metrics": make_wsgi_app(prometheus.register(interval=float(os.environ["PUBLISH_INTERVAL"])))})
+app.wsgi_app = DispatcherMiddleware(
+    app.wsgi_app,
+    {
+        "/metrics": make_wsgi_app(
+            prometheus.register(interval=float(os.environ["PUBLISH_INTERVAL"]))
+        )
+    },
+)
 
 
 @app.get("/track")

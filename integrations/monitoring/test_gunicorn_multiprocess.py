@@ -41,7 +41,9 @@ def settled(
     def agrees() -> bool:
         workers = on_each_worker(site, tmp_path, "/stats")
         want = expected(
-            emulator.site_uuid, [w["stats"] for w in workers.values()], shared_store=shared
+            emulator.site_uuid,
+            [w["stats"] for w in workers.values()],
+            shared_store=shared,
         )
         page = scrape(site.url + "/metrics")
         if want is None:
