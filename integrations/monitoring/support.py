@@ -94,8 +94,10 @@ def on_each_worker(site: Server, folder: Path, path: str) -> dict[int, Any]:
 
 
 def scrape(url: str) -> dict[Key, float]:
-    """The bento_track samples of a /metrics page, parsed by prometheus_client."""
-    response = httpx.get(url, timeout=30, trust_env=False)
+    """The bento_track samples of a /metrics page, parsed by prometheus_client
+    (a mounted ASGI app redirects /metrics to /metrics/: followed, as
+    Prometheus does)."""
+    response = httpx.get(url, timeout=30, trust_env=False, follow_redirects=True)
     response.raise_for_status()
     found: dict[Key, float] = {}
     for family in text_string_to_metric_families(response.text):
