@@ -14,12 +14,13 @@ receiver of your own and every event goes through `send` again.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,8 +38,9 @@ from ._delivery.clock import Clock, SystemClock
 from ._delivery.sender import Sender
 from ._delivery.worker import DeliveryStats, Worker, WorkerSettings
 from ._internal import internal_error, library_section, logger
+from ._transport.http import RETRY_AFTER_MIN, clamp_retry_after
 from .config import ENV_VARS, Config, check_number, env_flag
-from .errors import ConfigurationError, InvalidEventError
+from .errors import ConfigurationError, InvalidEventError, RateLimitedError
 from .events import Event, OversizeEventError, build_event, validate_email
 from .queues import (
     DEFAULT_MAX_STORE_BYTES,
@@ -632,6 +634,55 @@ class Client:
         values scrubbed (`scrubbed`)."""
         snapshot = self._worker.snapshot()
         return ClientStats(**vars(snapshot), scrubbed=self._filter.scrubbed)
+
+    @contextlib.contextmanager
+    def request_permit(self, timeout: float = 30.0) -> Iterator[None]:
+        """Spend one request of this client's budget on a request of your own
+        (the Django email backend's `/batch/emails`): wait up to `timeout`
+        seconds until the budget and any 429 pause allow a request, run the
+        block, and count the request as ended when the block exits, however
+        it exits. Thread-safe. The budget is the store's, shared with the
+        delivery thread: this process's for the memory store, every
+        process's of the account for a SQLite or Redis store. Make one HTTP
+        attempt per block; a retry takes a new permit.
+
+            with client.request_permit(timeout=10):
+                api.send_emails(batch)   # a BentoAPI(max_retries=0)
+
+        A `RateLimitedError` (Bento's 429) raised by the block pauses every
+        sender of the store for its `Retry-After` (clamped to 1..120 s; 1 s
+        without one), as the delivery thread's 429s do.
+
+        Raises:
+            TimeoutError: no request was free within `timeout` (the block
+                did not run).
+            ConfigurationError: `timeout` is not 0..3600 seconds.
+        """
+        limit = check_number("timeout", timeout, 0, 3600, unit="seconds")
+        if self._pid != _getpid():
+            self._after_fork()
+        store = self._store
+        deadline = time.monotonic() + limit  # the caller's deadline: real time
+        never = threading.Event()
+        while True:
+            permit, wait = store.acquire()
+            if permit is not None:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"bento_track: no request free in the budget within {limit:g} s "
+                    f"(the next in {wait:.2f} s)"
+                )
+            self._clock.wait(never, min(wait, left))
+        try:
+            yield
+        except RateLimitedError as exc:
+            if exc.status == 429:
+                store.pause(clamp_retry_after(exc.retry_after) or RETRY_AFTER_MIN)
+            raise
+        finally:
+            store.complete(permit)
 
     def _after_fork(self) -> None:
         """In a forked child: a fresh inbox, queue, locks, connection pool and

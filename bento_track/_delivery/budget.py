@@ -12,8 +12,12 @@ send times cost a request's latency per `limit` requests (about 1-2% of the
 ceiling on loopback) and buy a guarantee that does not depend on a guessed
 safety margin.
 
-Pure logic over an injected clock; used only by the worker thread (or the
-caller in sync mode, under the client's send lock).
+Pure logic over an injected clock, not thread-safe: its store serialises
+calls (`MemoryStore` holds a lock around them, since the worker thread and an
+app thread spending a permit through `Client.request_permit` share it).
+A request granted and not yet completed (`start`, then `record`) is counted
+as in flight, the way the shared stores count one (below), so two threads
+granted at once can never exceed the limit.
 
 A store shared by several processes (`bento_track.queues.SQLiteStore`) keeps
 the same log in the store instead, with one difference: another process's
@@ -32,10 +36,12 @@ from collections import deque
 
 from .clock import Clock
 
-__all__ = ["RequestBudget", "log_delay"]
+__all__ = ["IN_FLIGHT_POLL", "RequestBudget", "log_delay"]
 
 #: slack added to the window, for clock granularity between us and the server
 _EPSILON = 0.002
+#: seconds between looks while only an in-flight request ending frees a slot
+IN_FLIGHT_POLL = 0.05
 
 
 def log_delay(
@@ -64,14 +70,27 @@ class RequestBudget:
         self._clock = clock
         self._log: deque[float] = deque(maxlen=limit)
         self.paused_until = 0.0
+        #: requests granted (`start`) and not yet completed (`record`)
+        self.in_flight = 0
 
     def delay(self) -> float:
-        """Seconds until a request may start (0.0 if it may start now)."""
+        """Seconds until a request may start (0.0 if it may start now); with
+        requests in flight, `IN_FLIGHT_POLL` while only one of them ending
+        can free a slot."""
         now = self._clock.monotonic()
         wait = self.paused_until - now
-        if len(self._log) >= self.limit:
+        if self.in_flight:
+            found = log_delay(
+                list(self._log), self.in_flight, self.limit, self.window, now
+            )
+            wait = max(wait, IN_FLIGHT_POLL if found is None else found)
+        elif len(self._log) >= self.limit:
             wait = max(wait, self._log[0] + self.window + _EPSILON - now)
         return max(0.0, wait)
+
+    def start(self) -> None:
+        """Note that a request was granted: in flight until `record`."""
+        self.in_flight += 1
 
     def used(self) -> int:
         """Requests completed within the last `window` seconds."""
@@ -79,7 +98,9 @@ class RequestBudget:
         return sum(1 for t in self._log if t > horizon)
 
     def record(self) -> None:
-        """Note that a request just completed (answered or failed)."""
+        """Note that a request just completed (answered or failed); it is no
+        longer in flight."""
+        self.in_flight = max(0, self.in_flight - 1)
         self._log.append(self._clock.monotonic())
 
     def pause(self, seconds: float) -> None:

@@ -4,6 +4,7 @@ by the client's `max_queue_size` / `max_queue_bytes`, lost if the process dies.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, cast
@@ -98,6 +99,13 @@ class MemoryStore:
     is `max_queue_size` events (checked at capture, overshoot trimmed here
     under `drop_oldest`) and `max_queue_bytes` (trimmed here, by 1% steps,
     oldest first under `drop_oldest`, else newest first).
+
+    The budget is shared: the worker thread spends it (`claim`, `acquire`,
+    `complete`, `pause`) and so may any thread of the app through
+    `Client.request_permit` (the Django email backend's requests), so every
+    use of it holds the store's lock. Events stay the worker's alone: `put`
+    and the leases take no lock, and the lock is taken once per request,
+    never per event.
     """
 
     durable = False
@@ -108,6 +116,8 @@ class MemoryStore:
         self._policy: StorePolicy | None = None
         self._clock: Clock | None = None
         self._budget: RequestBudget | None = None
+        #: guards the budget (see the class docstring)
+        self._lock = threading.Lock()
         self._leased = 0
         self._tokens = 0
         # When the age of the waiting batch started: the first put into an
@@ -119,9 +129,10 @@ class MemoryStore:
         called by every new worker, so also after a fork."""
         self._policy = policy
         self._clock = cast("Clock", clock)
-        self._budget = RequestBudget(
-            policy.requests_per_window, policy.window, self._clock
-        )
+        with self._lock:
+            self._budget = RequestBudget(
+                policy.requests_per_window, policy.window, self._clock
+            )
 
     @property
     def budget(self) -> RequestBudget:
@@ -163,13 +174,17 @@ class MemoryStore:
             return Claim(None, None)
         nbytes = backend.nbytes
         now = self._clock.monotonic()
-        hold = self.budget.delay()
         due = 0.0
         if not force:
             full = count >= policy.max_count or nbytes >= policy.max_bytes
             if not full and self._oldest_at is not None:
                 due = max(0.0, self._oldest_at + policy.flush_interval - now)
-        delay = max(hold, due)
+        with self._lock:
+            budget = self.budget
+            hold = budget.delay()
+            delay = max(hold, due)
+            if delay <= 0.0:
+                budget.start()
         if delay > 0.0:
             return Claim(None, delay, count, nbytes, budget_bound=hold > 0.0)
         records = backend.get_batch(policy.max_count, policy.max_bytes)
@@ -179,25 +194,34 @@ class MemoryStore:
 
     def acquire(self) -> tuple[Permit | None, float]:
         """`Store.acquire`: A permit for a retry on leased events: (permit, 0.0),
-        or (None, seconds to wait) while the budget or a pause forbids a request."""
-        delay = self.budget.delay()
-        return (0, 0.0) if delay <= 0.0 else (None, delay)
+        or (None, seconds to wait) while the budget or a pause forbids a request.
+        Thread-safe: the permit is counted in flight until `complete`."""
+        with self._lock:
+            budget = self.budget
+            delay = budget.delay()
+            if delay > 0.0:
+                return None, delay
+            budget.start()
+        return 0, 0.0
 
     def complete(self, permit: Permit) -> None:
         """`Store.complete`: The request made with `permit` ended (answered or
         failed)."""
-        self.budget.record()
+        with self._lock:
+            self.budget.record()
 
     def pause(self, seconds: float) -> None:
         """`Store.pause`: Stop every sender of this store for `seconds` (never
         shortens)."""
-        self.budget.pause(seconds)
+        with self._lock:
+            self.budget.pause(seconds)
 
     def paused_until(self) -> float | None:
         """`Store.paused_until`: Epoch seconds until which sending is paused, or
         None."""
         assert self._clock is not None
-        left = self.budget.paused_until - self._clock.monotonic()
+        with self._lock:
+            left = self.budget.paused_until - self._clock.monotonic()
         return self._clock.time() + left if left > 0 else None
 
     def renew(self, lease: Lease) -> None:
@@ -256,7 +280,8 @@ class MemoryStore:
         budget = self._budget
         used = 0
         if budget is not None and clock is not None:
-            used = budget.used()
+            with self._lock:
+                used = budget.used() + budget.in_flight
         return StoreStats(
             kind="memory",
             location=None,
@@ -275,6 +300,8 @@ class MemoryStore:
     def after_fork(self) -> None:
         """`Store.after_fork`: In a forked child: forget what belongs to the parent
         (its handles, and in memory its events)."""
+        # A lock some thread of the parent held stays held here: a new one.
+        self._lock = threading.Lock()
         self._leased = 0
         self._oldest_at = None
         self.backend.after_fork()
