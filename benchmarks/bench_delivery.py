@@ -6,7 +6,9 @@ default 3, medians reported; `SUSTAIN_WINDOWS`, `SUSTAIN_LIMIT`, `SUSTAIN_WINDOW
 for the rate-ceiling figure; `PORT` for the sink, default 18766, 0 to let the
 OS pick a free one, reported as `sink_port`). Prints one JSON line, then a table.
 
-1. `track()` hot path, ns/call: ours vs Segment's `Client.track` (budget <= 1/8).
+1. `track()` hot path, ns/call: ours vs Segment's `Client.track` (budget <= 1/8);
+   and ours again with a trivial `before_send` (`lambda event: event`), next
+   to it (issue 19: what a hook costs).
 2. Whole-process CPU per delivered event, capture to HTTP 200, both against the
    same loopback sink in a subprocess (budget <= 1/12).
 3. Offered more than the ceiling, sustained delivery against the emulator with
@@ -68,7 +70,7 @@ def timeit(fn: Any, n: int, reps: int = 5) -> float:
     return statistics.median(per)
 
 
-def _our_client() -> bento_track.Client:
+def _our_client(**options: Any) -> bento_track.Client:
     return bento_track.Client(
         site_uuid="bench",
         publishable_key="pk_bench",
@@ -77,7 +79,26 @@ def _our_client() -> bento_track.Client:
         max_queue_size=10**7,
         requests_per_minute=100_000,
         flush_interval=0.5,
+        **options,
     )
+
+
+def _same_event(event: Any) -> Any:
+    """The trivial `before_send`: every event sent as it is."""
+    return event
+
+
+def bench_hook(n: int) -> int:
+    """`track()` ns/call with a trivial `before_send`, worker live, delivered
+    to the sink like the figure without it."""
+    client = _our_client(before_send=_same_event)
+    emails = [f"h{i}@example.com" for i in range(n)]
+    track = client.track
+    ns = timeit(lambda i: track("account.signup", email=emails[i], fields=PROPS), n)
+    ok = client.flush(120)
+    client.shutdown(2)
+    assert ok
+    return round(ns)
 
 
 def bench_ours(n: int) -> dict[str, Any]:
@@ -102,6 +123,7 @@ def bench_ours(n: int) -> dict[str, Any]:
     assert ok and delivered >= n - n % 5, (ok, delivered)
     return {
         "track_ns": round(ns),
+        "track_hook_ns": bench_hook(n),
         "delivered": delivered,
         "drain_s": round(drain, 3),
         "cpu_us_per_event": round(cpu / delivered * 1e6, 2),
@@ -240,6 +262,7 @@ def main() -> None:
         "segment": seg,
     }
     out["track_ratio"] = round(ours["track_ns"] / seg["track_ns"], 4)
+    out["hook_ratio"] = round(ours["track_hook_ns"] / ours["track_ns"], 4)
     out["cpu_ratio"] = round(ours["cpu_us_per_event"] / seg["cpu_us_per_event"], 4)
     try:
         out["sustained"] = bench_sustained()
@@ -265,6 +288,12 @@ def main() -> None:
     print(f"{'figure':<26}{'bento_track':>14}{'segment':>12}{'ratio':>9}  budget")
     for name, a, b, ratio, budget in rows:
         print(f"{name:<26}{a:>14}{b:>12}{ratio:>9}  {budget}")
+    print(
+        f"track() ns/call, without / with a trivial before_send: "
+        f"{ours['track_ns']} / {ours['track_hook_ns']} "
+        f"(x{out['hook_ratio']}; with the hook / Segment: "
+        f"{ours['track_hook_ns'] / seg['track_ns']:.4f}, budget <= 0.125)"
+    )
     sus = out["sustained"]
     if "of_ceiling" in sus:
         print(

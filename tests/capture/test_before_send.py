@@ -497,3 +497,47 @@ def test_init_passes_the_options_on() -> None:
         sent = bento_track.track("t", email=EMAIL, details={"token": "x"})
         assert sent is not None and sent.details == {"token": "x"}
         assert bento_track.stats().scrubbed == 0
+
+
+def test_known_clean_events_skip_the_scrubber(
+    clients: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validation looks each key up among the names known clean (one set
+    lookup per key); only an event with a name not seen yet, or a denied
+    one, goes to the scrubber."""
+    client = clients(disabled=True, environ={})
+    scrubber = client._filter.scrubber
+    assert scrubber is not None
+    calls: list[str] = []
+    scrub = scrubber.scrub
+
+    def counting(event: Event) -> Any:
+        calls.append(event.type)
+        return scrub(event)
+
+    monkeypatch.setattr(scrubber, "scrub", counting)
+    details = {"cart": {"items": [{"sku": "a"}]}, "n": 1}
+    for i in range(3):
+        client.track(f"clean{i}", email=EMAIL, fields={"plan": "pro"}, details=details)
+    client.track("new", email=EMAIL, details={"cart": {"coupon": "X"}})
+    client.track("secret", email=EMAIL, details={"cart": {"token": "t"}})
+    client.track("secret again", email=EMAIL, details={"cart": {"token": "t"}})
+    assert calls == ["clean0", "new", "secret", "secret again"]
+    assert client.stats().scrubbed == 2
+
+
+def test_big_containers_are_scrubbed_too(clients: Make) -> None:
+    """Containers of hundreds of items are measured, not counted, by
+    validation; their keys are still looked at."""
+    client = clients(disabled=True, environ={})
+    many = {f"k{i}": i for i in range(300)}
+    rows = [{"id": i} for i in range(300)]
+    event = client.track(
+        "t",
+        email=EMAIL,
+        details={"many": {**many, "password": "p"}, "rows": [*rows, {"ssn": "1"}]},
+    )
+    assert event is not None and event.details is not None
+    assert event.details["many"]["password"] == "[Filtered]"
+    assert event.details["rows"][-1] == {"ssn": "[Filtered]"}
+    assert event.details["many"]["k7"] == 7
