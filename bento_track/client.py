@@ -369,12 +369,17 @@ class Client:
         """Validate and capture one event; `email` defaults to the identity bound
         by `identify()` (or the middleware) in the current request or context.
 
-        Returns the captured `Event`, or None when it was invalid and dropped
-        (lenient mode, the default).
+        Returns the captured `Event` (scrubbed, and as `before_send` left
+        it), or None when it was dropped: invalid (lenient mode, the
+        default), too large for a request (`oversize`), or by the hook.
 
         Raises:
             InvalidEventError: in strict mode only, for an invalid event; the
-                message names the field.
+                message names the field (`OversizeEventError` for one known
+                to be larger than a request).
+            Exception: in strict mode only, what `before_send` raised (a
+                `TypeError` when it returned something else than an event
+                or None).
         """
         try:
             if email is None:
