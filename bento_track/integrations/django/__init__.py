@@ -18,8 +18,11 @@ is authenticated, unless `identify` names another callable. Views call
 `bento_track.track(...)` without `email=` and get it. The default client is
 flushed when the process exits (gunicorn, uWSGI and uvicorn workers alike).
 
-`BentoMiddleware` is imported lazily so that listing the app in
-`INSTALLED_APPS` does not import Django's request machinery early.
+`EMAIL_BACKEND = "bento_track.integrations.django.EmailBackend"` sends
+Django's mail as Bento transactional emails (see `.email`).
+
+`BentoMiddleware` and `EmailBackend` are imported lazily so that listing the
+app in `INSTALLED_APPS` does not import Django's request machinery early.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .email import EmailBackend
     from .middleware import BentoMiddleware
 
-__all__ = ["BentoMiddleware"]
+__all__ = ["BentoMiddleware", "EmailBackend"]
 
 
 def __getattr__(name: str) -> Any:
@@ -37,4 +41,8 @@ def __getattr__(name: str) -> Any:
         from .middleware import BentoMiddleware
 
         return BentoMiddleware
+    if name == "EmailBackend":
+        from .email import EmailBackend
+
+        return EmailBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

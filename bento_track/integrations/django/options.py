@@ -18,7 +18,8 @@ __all__ = ["CLIENT_OPTIONS", "DjangoOptions", "load_options"]
 MIDDLEWARE_OPTIONS = frozenset(
     {"events", "status", "facts", "attach_facts", "request_id_header"}
 )
-OWN_OPTIONS = frozenset({"identify", "auth_events"})
+#: "email": the email backend's options, read by `email.EmailBackend`
+OWN_OPTIONS = frozenset({"identify", "auth_events", "email"})
 
 IdentifyRequest = Callable[[Any], "str | None"]
 
