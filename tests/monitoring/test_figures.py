@@ -37,8 +37,7 @@ def test_every_field_of_stats_is_exported_or_said_why_not() -> None:
         f"new figures of stats(): {missing}; add each to FIGURES in "
         "bento_track/integrations/figures.py (or to NOT_EXPORTED, saying why)"
     )
-    # `scrubbed` comes with Client(scrub=), which may land after this table.
-    stale = sorted(covered - set(fields) - {"scrubbed"})
+    stale = sorted(covered - set(fields))
     assert not stale, f"FIGURES/NOT_EXPORTED name fields that are gone: {stale}"
 
 
