@@ -928,16 +928,17 @@ class RedisStore:
     def outstanding(self) -> int:
         """Events this process put that are still in Redis (as last read while Redis is
         out), in the fallback or in limbo (after `close()`: what it left)."""
-        if self._final is not None:
-            return sum(self._final)
-        local = self.fallback.outstanding() + self._limbo_records()
-        if self._usable() and self._pid == os.getpid():
-            try:
-                raw = self._redis().hget(self.keys.out, self.consumer)
-                self._out = int(raw or 0)
-            except self._redis_module.exceptions.RedisError as exc:
-                self._failed(exc)
-        return self._out + local
+        with self._lock:  # never while close() closes the connection
+            if self._final is not None:
+                return sum(self._final)
+            local = self.fallback.outstanding() + self._limbo_records()
+            if self._usable() and self._pid == os.getpid():
+                try:
+                    raw = self._redis().hget(self.keys.out, self.consumer)
+                    self._out = int(raw or 0)
+                except self._redis_module.exceptions.RedisError as exc:
+                    self._failed(exc)
+            return self._out + local
 
     def kept(self) -> int:
         """`Store.kept`: of `outstanding()`, the events on the Redis server (as
@@ -945,10 +946,11 @@ class RedisStore:
         or a write Redis never answered (`unanswered()`). Asked at exit: what
         waits in memory first moves into Redis if it answers, so the count
         is the one `close()` reports (it may be asked before or after)."""
-        if self._final is not None:
-            return self._final[0]
-        self._save_local()
-        return self._out + self.fallback.kept()
+        with self._lock:
+            if self._final is not None:
+                return self._final[0]
+            self._save_local()
+            return self._out + self.fallback.kept()
 
     def _save_local(self) -> None:
         """At exit: move what would end with the process (a memory fallback,
@@ -1010,8 +1012,10 @@ class RedisStore:
                     reading = self._start_reading()
                     if reading is None:
                         break  # Redis is known to be unavailable
-                # else: one is out (perhaps Redis is slow or hung): wait for
-                # it, then for one of this call's
+                elif called - reading.started > _SLOW_READING:
+                    break  # out for long: Redis is slow or hung, never wait
+                # else: one is out since moments ago: wait for it, then for
+                # one of this call's
             left = deadline - time.monotonic()
             if left <= 0 or not reading.done.wait(left):
                 break

@@ -227,6 +227,8 @@ def parse_redis_url(url: str) -> RedisURL:
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
         raise _bad(f"a Redis store URL starts redis:// or rediss://, not {shown!r}")
+    if not parts.hostport:
+        raise _bad(f"no Redis host named in {shown!r}")
     if "[" in parts.hostport and "]" not in parts.hostport:
         raise _bad(f"unclosed '[' in the host of {shown!r}")
     if not parts.well_formed:
