@@ -448,13 +448,15 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]
 
 def _pack(batches: list[list[Email]]) -> list[list[tuple[int, Email]]]:
     """Requests of at most `MAX_EMAILS` (message index, email) pairs; a
-    message's emails stay in one request when they fit in one."""
+    message's emails stay in one request when they fit in one (a message
+    with more recipients fills the request it starts in, then the next)."""
     requests: list[list[tuple[int, Email]]] = []
     current: list[tuple[int, Email]] = []
     for owner, emails in enumerate(batches):
         if not emails:
             continue
-        if current and len(current) + len(emails) > MAX_EMAILS:
+        fits_alone = len(emails) <= MAX_EMAILS
+        if fits_alone and current and len(current) + len(emails) > MAX_EMAILS:
             requests.append(current)
             current = []
         for email in emails:
