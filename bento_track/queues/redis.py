@@ -1078,6 +1078,14 @@ class RedisStore:
             )
         except self._redis_module.exceptions.RedisError as exc:
             raise RedisUnavailable(str(exc) or type(exc).__name__) from None
+        policy = self._policy
+        if policy is not None and not figures.budget_limit:
+            # No request granted yet: the budget is the one this process uses.
+            figures = replace(
+                figures,
+                budget_limit=policy.requests_per_window,
+                budget_window=policy.window,
+            )
         self._figures = figures
         self._figures_at = time.monotonic()
         self._reading_failed = False
