@@ -26,7 +26,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import signals
 from .._internal import RateLimitedLog, library_section, logger
@@ -106,6 +106,9 @@ class DeliveryStats:
         rejected: events Bento refused (400/422 isolated by bisection).
         retried: requests retried (5xx, 408, 429, network errors).
         requests: requests made.
+        responses: those requests by how they ended: the HTTP status
+            ("200", "429", "503", ...) or "error" (no answer: a network
+            error or a timeout).
         dropped: events that will never be delivered, by reason.
         queue_depth: events of this process waiting (inbox, queue and in
             flight; with a durable store, its events still in the store).
@@ -138,6 +141,7 @@ class DeliveryStats:
     receiver_errors: int = 0
     store: StoreStats | None = None
     store_errors: int = 0
+    responses: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -251,6 +255,8 @@ class Worker:
         self.rejected = 0
         self.retried = 0
         self.requests = 0
+        #: requests by HTTP status, or "error" when none came back
+        self.responses: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
         self.receiver_errors = 0
         self.store_errors = 0
@@ -756,7 +762,9 @@ class Worker:
                 _Job(claim.lease, 0 if permit is None else permit, False),
             )
         if self.durable:
-            if flushing:
+            if flushing or self.outstanding:
+                # Another process may have delivered ours: `queue_depth` and
+                # `flush()` follow within a poll, not at our next write.
                 self._refresh()
             # Grouped draining decides when the inbox moves.
             return claim.delay, 1, None
@@ -802,6 +810,8 @@ class Worker:
             self.store.complete(job.permit)
         self._raised_in_a_row = 0
         self.requests += 1
+        answer = "error" if outcome.status is None else str(outcome.status)
+        self.responses[answer] = self.responses.get(answer, 0) + 1
         self._handle(lease, outcome, job.from_pending)
 
     def _send_raised(self, exc: Exception) -> None:
@@ -1011,4 +1021,5 @@ class Worker:
             receiver_errors=self.receiver_errors,
             store=store,
             store_errors=self.store_errors,
+            responses=dict(self.responses),
         )

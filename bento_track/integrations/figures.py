@@ -184,9 +184,11 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "requests",
         "counter",
-        "Requests made to Bento's batch API (answered or not).",
-        "requests",
+        "Requests made to Bento's batch API, by how they ended: the HTTP "
+        'status, or "error" when no answer came (network error, timeout).',
+        "responses",
         "process",
+        label="status",
         otel="bento_track.exporter.requests",
         otel_kind="counter",
         otel_unit="{request}",
@@ -450,6 +452,7 @@ FIGURES: tuple[Figure, ...] = (
 
 #: fields of `Client.stats()` deliberately not exported, and why
 NOT_EXPORTED: dict[str, str] = {
+    "requests": "the sum of `responses` (bento_track_requests_total by status)",
     "last_error": "free text; in the log and stats(), never a label",
     "paused_until": "the store's pause: `paused` reads store.paused_until",
     "store": "read field by field (store.*)",

@@ -108,6 +108,7 @@ def test_metrics_sum_both_workers(
     assert len(workers) == 2
     assert value(page, PREFIX + "events_delivered_total") == 10
     assert value(page, PREFIX + "retries_total") == storms
+    assert value(page, PREFIX + "requests_total", status="429") == storms
     assert value(page, QUEUE) == 6
     # 6 events in the store: a shared store's depth is not counted twice.
     assert value(page, PREFIX + "store_events") == 6

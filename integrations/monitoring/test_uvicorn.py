@@ -67,6 +67,7 @@ def test_fastapi_metrics_under_uvicorn(
     wait_until(lambda: emulator.inspect.request_counts().get("429") == 1, 30, "429")
     page = agreed(site.url, uuid, lambda p: value(p, PREFIX + "paused") == 1)
     assert value(page, PREFIX + "retries_total") == 1
+    assert value(page, PREFIX + "requests_total", status="429") == 1
     assert value(page, PREFIX + "queue_events") == 3
     assert value(page, PREFIX + "store_events") == 3
     assert value(page, PREFIX + "events_delivered_total") == 5

@@ -163,3 +163,22 @@ def test_a_store_file_deleted_under_the_app_is_noticed_and_said(
     assert path.exists() and path.stat().st_mode & 0o777 == 0o600
     assert "deleted or replaced" in caplog.text and "20 events" in caplog.text
     assert client.shutdown() == 0
+
+
+def test_an_idle_process_sees_another_deliver_its_events(
+    emulator, tmp_path, clients
+) -> None:
+    """`queue_depth` follows the store while this process is idle: events
+    another process delivered leave it within a poll."""
+    emulator.inspect.set_rate_limit(10_000, 60.0)
+    url = f"sqlite:///{tmp_path}/idle.db"
+    a = clients(
+        **emulator.client_kwargs(), **dict(FAST, flush_interval=3600.0), store=url
+    )
+    for i in range(10):
+        a.track("a", email="idle@example.com", details={"seq": i})
+    wait_until(lambda: a.stats().store.depth == 10, 20)
+    assert a.stats().queue_depth == 10
+    clients(**emulator.client_kwargs(), **FAST, store=url)  # sends what is due
+    wait_until(lambda: sorted(_seqs(emulator)) == list(range(10)), 20)
+    wait_until(lambda: a.stats().queue_depth == 0, 5)
