@@ -31,6 +31,7 @@ def test_every_example_is_tested_and_says_how_to_run_it() -> None:
     assert NAMES == [
         "celery_app",
         "django_app",
+        "django_email",
         "fastapi_app",
         "flask_app",
         "logging_handler",
@@ -119,6 +120,26 @@ def test_django_app(run_example: Any) -> None:
         ("user.logged_out", "ann@example.com"),
     ], app.output()
     assert events[3]["details"]["route"] == "/orders/<int:pk>/"
+
+
+def test_django_email(run_example: Any) -> None:
+    app, inspector, http = serve(run_example, "django_email")
+    with http:
+        ann = {"username": "ann", "email": "ann@example.com", "password": "p-1234"}
+        signed = http.post("/signup/", data=ann)
+        assert (signed.status_code, signed.text) == (201, "welcome email sent: 1\n")
+        asked = http.post("/password-reset/", data={"email": "ann@example.com"})
+        assert asked.status_code == 200, asked.text
+        welcome, reset = inspector.emails()
+        assert (welcome["to"], welcome["from"]) == ("ann@example.com", "hello@example.com")
+        assert welcome["subject"] == "Welcome to Acme, {{ name }}"
+        assert welcome["html_body"].startswith("<h1>Welcome, {{ name }}!</h1>")
+        assert welcome["personalizations"] == {"name": "ann"}
+        assert (reset["to"], reset["subject"]) == ("ann@example.com", "Reset your Acme password")
+        link = reset["html_body"].split('href="', 1)[1].split('"', 1)[0]
+        form = http.get(httpx.URL(link).path, follow_redirects=True)
+        assert "new_password1" in form.text, form.text
+    assert [e["type"] for e in received(inspector, 1)] == ["account.signup"], app.output()
 
 
 def test_celery_app(run_example: Any) -> None:
