@@ -246,8 +246,10 @@ class Store(Protocol):
         ...
 
     def acquire(self) -> tuple[Permit | None, float]:
-        """A permit for a retry on leased events: (permit, 0.0), or (None,
-        seconds to wait) while the budget or a pause forbids a request."""
+        """A permit for a request that `claim` did not pay for (a retry on
+        leased events, or the app's own through `Client.request_permit`):
+        (permit, 0.0), or (None, seconds to wait) while the budget or a
+        pause forbids a request. Thread-safe: app threads call it too."""
         ...
 
     def complete(self, permit: Permit) -> None:
