@@ -1166,7 +1166,8 @@ class RedisStore:
             if self._pid != os.getpid() or self._final is not None:
                 return
             self._save_local()
-            if self._usable():
+            if self._usable() and (self._client is not None or self._ending()):
+                # (A store never used has nothing in Redis to leave.)
                 self._catch_up()
                 for member in list(self._permits.values()):
                     try:
