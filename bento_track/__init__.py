@@ -5,7 +5,17 @@ from . import signals
 from ._capture.request_info import RequestInfo
 from ._capture.request_info import current_request_info as current_request
 from ._capture.scrub import Scrubber
-from ._default import flush, get_client, init, shutdown, stats, track
+from ._default import (
+    change_subscriber_email,
+    flush,
+    get_client,
+    init,
+    shutdown,
+    stats,
+    track,
+    unsubscribe_subscriber,
+    upsert_subscriber,
+)
 from ._version import __version__
 from .asgi import BentoMiddleware
 from .client import Client, DeliveryStats, identify
@@ -34,6 +44,7 @@ __all__ = [
     "RequestInfo",
     "Scrubber",
     "__version__",
+    "change_subscriber_email",
     "current_request",
     "flush",
     "get_client",
@@ -44,4 +55,6 @@ __all__ = [
     "stats",
     "track",
     "track_event",
+    "unsubscribe_subscriber",
+    "upsert_subscriber",
 ]

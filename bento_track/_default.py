@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._capture.filtering import BeforeSend
@@ -22,8 +22,10 @@ from .client import Client, ClientStats
 from .errors import ConfigurationError
 from .events import Event
 from .queues import DEFAULT_MAX_STORE_BYTES, QueueBackend, Store
+from .subscribers import SubscriberCommand, SubscriberUpsert
 
 __all__ = [
+    "change_subscriber_email",
     "existing_client",
     "flush",
     "get_client",
@@ -31,6 +33,8 @@ __all__ = [
     "shutdown",
     "stats",
     "track",
+    "unsubscribe_subscriber",
+    "upsert_subscriber",
 ]
 
 _lock = threading.Lock()
@@ -156,6 +160,26 @@ def track(
     return get_client().track(
         type, email=email, fields=fields, details=details, date=date
     )
+
+
+def upsert_subscriber(
+    email: str,
+    fields: Mapping[str, Any] | None = None,
+    tags: Iterable[str] | str | None = None,
+    remove_tags: Iterable[str] | str | None = None,
+) -> SubscriberUpsert | None:
+    """`Client.upsert_subscriber` on the default client."""
+    return get_client().upsert_subscriber(email, fields, tags, remove_tags)
+
+
+def change_subscriber_email(old_email: str, new_email: str) -> SubscriberCommand | None:
+    """`Client.change_subscriber_email` on the default client."""
+    return get_client().change_subscriber_email(old_email, new_email)
+
+
+def unsubscribe_subscriber(email: str) -> SubscriberCommand | None:
+    """`Client.unsubscribe_subscriber` on the default client."""
+    return get_client().unsubscribe_subscriber(email)
 
 
 def flush(timeout: float | None = None) -> bool:

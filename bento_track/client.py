@@ -20,7 +20,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -36,7 +36,7 @@ from ._capture.scrub import Scrubber
 from ._delivery.batcher import BODY_OVERHEAD, HARD_MAX_BATCH_SIZE
 from ._delivery.clock import Clock, SystemClock
 from ._delivery.sender import Sender
-from ._delivery.worker import DeliveryStats, Worker, WorkerSettings
+from ._delivery.worker import DeliveryStats, Queued, Worker, WorkerSettings
 from ._internal import internal_error, library_section, logger
 from ._transport.http import RETRY_AFTER_MIN, clamp_retry_after
 from .config import ENV_VARS, Config, check_number, env_flag
@@ -50,6 +50,12 @@ from .queues import (
     Store,
 )
 from .queues.url import is_memory, open_store
+from .subscribers import (
+    SubscriberCommand,
+    SubscriberUpsert,
+    build_command,
+    build_upsert,
+)
 
 __all__ = [
     "OVERFLOW_POLICIES",
@@ -424,18 +430,73 @@ class Client:
         return self._capture(event, None, keys_known)
 
     def refuse_invalid(
-        self, error: InvalidEventError, where: str | None = None
+        self,
+        error: InvalidEventError,
+        where: str | None = None,
+        what: str = "track()",
     ) -> None:
-        """An event that could not be built: dropped (counted as `invalid`,
-        or `oversize` for an `OversizeEventError`; signalled, logged). From
-        `track()` (no `where`) in strict mode, raised instead; capture paths
-        pass `where` and never raise."""
+        """An event (or subscriber update) that could not be built: dropped
+        (counted as `invalid`, or `oversize` for an `OversizeEventError`;
+        signalled, logged). From a call of the app (`what`, no `where`) in
+        strict mode, raised instead; capture paths pass `where` and never
+        raise."""
         if self.strict and where is None:
             raise error
         reason = "oversize" if isinstance(error, OversizeEventError) else "invalid"
         self._worker.drop(
-            [], reason, queued=False, count=1, error=error, where=where or "track()"
+            [], reason, queued=False, count=1, error=error, where=where or what
         )
+
+    def upsert_subscriber(
+        self,
+        email: str,
+        fields: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | str | None = None,
+        remove_tags: Iterable[str] | str | None = None,
+    ) -> SubscriberUpsert | None:
+        """Create or update a subscriber through the delivery pipeline (Bento's
+        `/batch/subscribers`: fields merged, tags added and removed, no
+        automation started), in batches of up to 1,000 within the account's
+        request budget, with the events' retries, stores and `flush()`.
+        Upserts of one email waiting together become one row: later fields
+        win, tags are applied in order.
+
+        Validated like `track()`: strict mode raises `InvalidEventError`
+        naming the field; lenient mode drops it (counted `invalid`). Returns
+        the queued upsert, or None when it was dropped.
+        """
+        try:
+            update = build_upsert(email, fields, tags, remove_tags)
+        except InvalidEventError as exc:
+            self.refuse_invalid(exc, where=None, what="upsert_subscriber()")
+            return None
+        self._enqueue(update)
+        return update
+
+    def change_subscriber_email(
+        self, old_email: str, new_email: str
+    ) -> SubscriberCommand | None:
+        """Queue Bento's `change_email` command: the subscriber `old_email`
+        becomes `new_email`. It waits in the same queue as upserts, in order,
+        so upserts of the new address made after it are sent after it.
+        Validated like `upsert_subscriber()`."""
+        return self._command("change_email", old_email, new_email)
+
+    def unsubscribe_subscriber(self, email: str) -> SubscriberCommand | None:
+        """Queue Bento's `unsubscribe` command (no automation starts), in
+        order with the upserts and email changes queued before it."""
+        return self._command("unsubscribe", email)
+
+    def _command(
+        self, command: str, email: str, query: str | None = None
+    ) -> SubscriberCommand | None:
+        try:
+            update = build_command(command, email, query)
+        except InvalidEventError as exc:
+            self.refuse_invalid(exc, where=None, what=f"{command}()")
+            return None
+        self._enqueue(update)
+        return update
 
     def capture(self, event: Event, *, where: str | None = None) -> Event | None:
         """Send an already built `Event` (e.g. `events.purchase(...)`) through
@@ -495,7 +556,7 @@ class Client:
         """The collector: this client's receiver of `event_captured`."""
         self._enqueue(event)
 
-    def _enqueue(self, event: Event) -> None:
+    def _enqueue(self, event: Queued) -> None:
         """Queue `event` for the worker; the common case is checked first."""
         worker = self._worker
         # The pid check stays although the `os.register_at_fork` hook renews
@@ -515,7 +576,7 @@ class Client:
         if len(inbox) >= worker.wake_at:
             worker.poke()
 
-    def _admit(self, event: Event) -> Worker | None:
+    def _admit(self, event: Queued) -> Worker | None:
         """The uncommon cases of `_enqueue`: a fork, a refusal, sync mode, a
         full queue. Returns the worker whose inbox takes the event, or None
         when the event was handled here (sent, refused or dropped)."""

@@ -174,6 +174,7 @@ def test_public_surface_is_pinned() -> None:
         "RequestInfo",
         "Scrubber",
         "__version__",
+        "change_subscriber_email",
         "current_request",
         "flush",
         "get_client",
@@ -184,6 +185,8 @@ def test_public_surface_is_pinned() -> None:
         "stats",
         "track",
         "track_event",
+        "unsubscribe_subscriber",
+        "upsert_subscriber",
     ]
     for name in bento_track.__all__:
         assert getattr(bento_track, name) is not None

@@ -126,6 +126,8 @@ class Sender:
         self._url = httpx.URL(
             f"{config.base_url}{_PATH}", params={"site_uuid": config.site_uuid}
         )
+        #: the URLs of subscriber updates' endpoints, made on first use
+        self._urls: dict[str, httpx.URL] = {}
         self._headers = _http.headers(config)
         self._timeout = _http.timeout(config)
         self._timeouts = {"timeout": self._timeout.as_dict()}
@@ -139,12 +141,21 @@ class Sender:
             self._client = httpx.Client(timeout=self._timeout, verify=self._tls)
         return self._client
 
-    def post(self, body: bytes, count: int, *, timeout: float | None = None) -> Outcome:
-        """Send one body holding `count` events; never raises for HTTP trouble.
+    def post(
+        self,
+        body: bytes,
+        count: int,
+        *,
+        timeout: float | None = None,
+        path: str = _PATH,
+    ) -> Outcome:
+        """Send one body holding `count` items; never raises for HTTP trouble.
 
         Args:
             timeout: a cap on connect/read/write time (the remaining flush or
                 shutdown deadline), below the configured timeouts.
+            path: the batch's endpoint (`/batch/events` unless a batch of
+                subscriber updates).
         """
         extensions = self._timeouts
         if timeout is not None:
@@ -155,7 +166,7 @@ class Sender:
             extensions = {"timeout": httpx.Timeout(cap).as_dict()}
         request = httpx.Request(
             "POST",
-            self._url,
+            self._url if path == _PATH else self._other_url(path),
             headers=self._headers,
             content=body,
             extensions=extensions,
@@ -165,7 +176,7 @@ class Sender:
         except httpx.HTTPError as exc:
             return Outcome(
                 Verdict.RETRY,
-                error=_http.error_from_exception(exc, "POST", _PATH, self.config),
+                error=_http.error_from_exception(exc, "POST", path, self.config),
             )
         verdict = classify_status(response.status_code)
         if verdict is Verdict.DELIVERED:
@@ -176,6 +187,14 @@ class Sender:
             response.status_code,
             error=_http.error_from_response(response, self.config),
         )
+
+    def _other_url(self, path: str) -> httpx.URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = self._url.copy_with(
+                raw_path=self._url.raw_path.replace(_PATH.encode(), path.encode(), 1)
+            )
+        return url
 
     def close(self) -> None:
         """Close the connection pool, if one was opened; the next `post`

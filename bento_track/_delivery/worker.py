@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .. import signals
@@ -44,18 +44,24 @@ from ..queues import (
     StorePolicy,
     StoreStats,
 )
+from ..subscribers import SubscriberCommand, SubscriberUpsert, Update
 from .batcher import (
     BODY_OVERHEAD,
     BatchPolicy,
     Record,
-    body,
     decode_event,
     encode_event,
 )
 from .clock import Clock
+from .kinds import KINDS, Kind, body, kind_of
 from .sender import Outcome, Sender, Verdict
 
-__all__ = ["DeliveryStats", "Worker", "WorkerSettings"]
+__all__ = ["UPDATES", "DeliveryStats", "Worker", "WorkerSettings"]
+
+#: what the inbox holds besides events: encoded by their own `encode()`
+UPDATES = (SubscriberUpsert, SubscriberCommand)
+#: what the inbox holds
+Queued = Event | Update
 
 _NEVER = sys.maxsize
 _IDLE_WAIT = None  # wait for events without a timeout
@@ -109,6 +115,9 @@ class DeliveryStats:
         responses: those requests by how they ended: the HTTP status
             ("200", "429", "503", ...) or "error" (no answer: a network
             error or a timeout).
+        updates_sent: subscriber updates Bento accepted, by kind ("upsert",
+            "command"), counted apart from `sent` (events). `enqueued`,
+            `dropped` and `queue_depth` count them with the events.
         dropped: events that will never be delivered, by reason.
         queue_depth: events of this process waiting (inbox, queue and in
             flight; with a durable store, its events still in the store).
@@ -142,6 +151,7 @@ class DeliveryStats:
     store: StoreStats | None = None
     store_errors: int = 0
     responses: dict[str, int] = field(default_factory=dict)
+    updates_sent: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -166,7 +176,8 @@ class WorkerSettings:
 
 
 def _events(records: list[Record]) -> list[Event]:
-    return [decode_event(r) for r in records]
+    """The events among `records`, for signals (subscriber updates carry none)."""
+    return [decode_event(r) for r in records if kind_of(r) is Kind.EVENT]
 
 
 @dataclass
@@ -217,7 +228,7 @@ class Worker:
             clock,
         )
         # -- shared with capture threads -------------------------------------
-        self.inbox: deque[Event] = deque()
+        self.inbox: deque[Queued] = deque()
         #: events the worker holds in memory besides the inbox (the memory
         #: store's queue, bisection work, in flight; for a durable store,
         #: events it could not write yet): the capture-time bound counts them
@@ -255,6 +266,8 @@ class Worker:
         self.rejected = 0
         self.retried = 0
         self.requests = 0
+        #: subscriber upserts and commands delivered, by kind ("upsert", ...)
+        self.updates_sent: dict[str, int] = {}
         #: requests by HTTP status, or "error" when none came back
         self.responses: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
@@ -314,7 +327,7 @@ class Worker:
 
     def drop(
         self,
-        events: list[Event],
+        events: Sequence[Queued],
         reason: str,
         *,
         queued: bool,
@@ -335,11 +348,13 @@ class Worker:
         if reason not in QUIET_REASONS:
             self._say_drop(reason, n, message, where)
         if _event_dropped.receivers:
+            # Signals carry events; subscriber updates are counted and said.
+            said = [e for e in events if isinstance(e, Event)]
             self.count_receiver_errors(
                 _send(
                     _event_dropped,
                     self.owner,
-                    events=events,
+                    events=said,
                     reason=reason,
                     error=error,
                     message=message,
@@ -621,16 +636,17 @@ class Worker:
         if dropped:
             # They were put, and left the store: `_refresh` settles them,
             # after the drop was said.
-            self.drop(_events(dropped), "queue_full", queued=False)
+            self.drop(_events(dropped), "queue_full", count=len(dropped), queued=False)
         self._update_held()
         self._refresh()
 
-    def _encode(self, events: list[Event]) -> list[Record]:
+    def _encode(self, events: list[Queued]) -> list[Record]:
         limit = self.policy.max_bytes - BODY_OVERHEAD - 1  # one event alone
         # The common case in C-level loops; any failure or oversize event
         # sends the whole group through the loop below, one event at a time.
         try:
-            records = [encode_event(event) for event in events]
+            # A subscriber update has no `to_dict`: its group takes the loop.
+            records = [encode_event(event) for event in events]  # type: ignore[arg-type]
         except Exception:
             pass
         else:
@@ -639,6 +655,9 @@ class Worker:
         records = []
         append = records.append
         for event in events:
+            if not isinstance(event, Event):  # a subscriber upsert or command
+                append(event.encode())
+                continue
             try:
                 data = encode_event(event)
             except Exception as exc:  # validation let it through: it goes alone
@@ -701,7 +720,7 @@ class Worker:
                 records, over = records[:limit], records[limit:]
             with self.progress:
                 self.held -= len(over)
-            self.drop(_events(over), "queue_full", queued=True)
+            self.drop(_events(over), "queue_full", count=len(over), queued=True)
         self._spill = records
         self._update_held()
 
@@ -792,7 +811,7 @@ class Worker:
     def _send(self, job: _Job) -> None:
         lease = job.lease
         batch = lease.records
-        payload = body(batch)
+        kind, payload, items = body(batch)
         timeout = None
         if self.deadline is not None:
             timeout = self.deadline - time.monotonic()
@@ -801,7 +820,9 @@ class Worker:
             if job.from_pending:
                 self.store.renew(lease)
             try:
-                outcome = self.sender.post(payload, len(batch), timeout=timeout)
+                outcome = self.sender.post(
+                    payload, items, timeout=timeout, path=KINDS[kind].path
+                )
             except Exception as exc:  # HTTP trouble is an Outcome: this is not
                 self._put_back(lease, job.from_pending)
                 self._send_raised(exc)
@@ -869,7 +890,13 @@ class Worker:
         records += backend.drop_oldest(len(backend))
         if records:
             self._update_held()
-            self.drop(_events(records), "broken", queued=False, message=self.broken)
+            self.drop(
+                _events(records),
+                "broken",
+                count=len(records),
+                queued=False,
+                message=self.broken,
+            )
             self._refresh()  # settled last, once the drop was said
 
     def _put_back(self, lease: Lease, from_pending: bool) -> None:
@@ -934,7 +961,13 @@ class Worker:
                 self.rejected += 1
                 self._update_held()
                 self._signal_failed(batch, error, False)
-                self.drop(_events(batch), "rejected", queued=False, error=error)
+                self.drop(
+                    _events(batch),
+                    "rejected",
+                    count=len(batch),
+                    queued=False,
+                    error=error,
+                )
                 self._refresh()  # settled last, once the drop was said
         else:  # STOP: bad credentials or URL; keep the events, say so once
             self._put_back(lease, from_pending)
@@ -956,15 +989,15 @@ class Worker:
         batch = lease.records
         n = len(batch)
         self.store.ack(lease)
+        kind = kind_of(batch[0])
+        if kind is not Kind.EVENT:  # counted apart; Bento's counts are rows
+            self.updates_sent[kind.value] = self.updates_sent.get(kind.value, 0) + n
+            self._settled_ok()
+            return
         self.sent += n
         self.accepted += outcome.accepted
         self.failed += outcome.failed
-        self.last_success_at = self.clock.time()
-        self._attempt = 0
-        self._retry_at = 0.0
-        self._outage_since = None
-        self._outage_warned = False
-        self._update_held()
+        self._settled_ok(refresh=False)
         if _batch_sent.receivers:
             self.count_receiver_errors(
                 _send(
@@ -977,10 +1010,21 @@ class Worker:
             )
         self._refresh()
 
+    def _settled_ok(self, refresh: bool = True) -> None:
+        """A batch was accepted: the outage (if any) is over."""
+        self.last_success_at = self.clock.time()
+        self._attempt = 0
+        self._retry_at = 0.0
+        self._outage_since = None
+        self._outage_warned = False
+        self._update_held()
+        if refresh:
+            self._refresh()
+
     def _signal_failed(
         self, batch: list[Record], error: APIError, will_retry: bool
     ) -> None:
-        if _batch_failed.receivers:
+        if _batch_failed.receivers and kind_of(batch[0]) is Kind.EVENT:
             self.count_receiver_errors(
                 _send(
                     _batch_failed,
@@ -1022,4 +1066,5 @@ class Worker:
             store=store,
             store_errors=self.store_errors,
             responses=dict(self.responses),
+            updates_sent=dict(self.updates_sent),
         )

@@ -151,6 +151,18 @@ FIGURES: tuple[Figure, ...] = (
         otel_label="error.type",
     ),
     Figure(
+        "subscriber_updates_delivered",
+        "counter",
+        "Subscriber upserts and commands Bento accepted, by kind (upsert, command).",
+        "updates_sent",
+        "process",
+        label="kind",
+        otel="bento_track.exporter.subscriber_update.exported",
+        otel_kind="counter",
+        otel_unit="{update}",
+        otel_label="bento_track.kind",
+    ),
+    Figure(
         "events_accepted",
         "counter",
         "Events Bento counted as accepted in its 2xx answers (`results`).",

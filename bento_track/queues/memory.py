@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, cast
 
 from .._delivery.batcher import Record
 from .._delivery.budget import RequestBudget
+from .._delivery.kinds import run
 from .base import Claim, Lease, Permit, StorePolicy, StoreStats
 
 if TYPE_CHECKING:
@@ -188,6 +189,10 @@ class MemoryStore:
         if delay > 0.0:
             return Claim(None, delay, count, nbytes, budget_bound=hold > 0.0)
         records = backend.get_batch(policy.max_count, policy.max_bytes)
+        same = run(records, policy.max_count)
+        if same < len(records):  # a batch holds one kind of record
+            backend.requeue(records[same:])
+            del records[same:]
         self._leased += len(records)
         self._tokens += 1
         return Claim(Lease(self._tokens, records, permit=0), 0.0, count, nbytes)

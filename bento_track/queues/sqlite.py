@@ -69,6 +69,7 @@ from typing import Any, cast
 from .._delivery.batcher import Record
 from .._delivery.budget import log_delay
 from .._delivery.clock import Clock, SystemClock
+from .._delivery.kinds import KINDS, kind_of
 from .._internal import logger
 from .account import Account
 from .base import AccountStats, Claim, Lease, Permit, StorePolicy, StoreStats
@@ -537,6 +538,7 @@ class SQLiteStore:
         last = 0
         full = False
         account = self._acct()
+        limit = policy.max_count
         while not full:
             rows = conn.execute(
                 "SELECT id, origin, count, bytes, data FROM queue "
@@ -546,9 +548,12 @@ class SQLiteStore:
             if not rows:
                 break
             for row_id, origin, count, nbytes, data in rows:
+                if not records:  # the batch's kind is its first chunk's
+                    limit = min(limit, KINDS[kind_of(data)].max_count)
                 if records and (
-                    len(records) + count > policy.max_count
+                    len(records) + count > limit
                     or size + nbytes > policy.max_bytes
+                    or kind_of(data) is not kind_of(records[0])
                 ):
                     full = True
                     break
@@ -1060,14 +1065,19 @@ def adopt_legacy(conn: sqlite3.Connection, account: Account) -> int:
 def _chunks(
     records: list[Record], account: int, origin: int, now: float, policy: StorePolicy
 ) -> list[tuple[int, int, float, int, int, bytes]]:
-    """`queue` rows for `records`: chunks of up to a tenth of a batch."""
+    """`queue` rows for `records`: chunks of up to a tenth of a batch, each
+    of one kind of record (a batch takes whole chunks of one kind)."""
     most = max(1, policy.max_count // 10)
     rows = []
     chunk: list[Record] = []
     size = 0
     for record in records:
         step = len(record) + 1
-        if chunk and (len(chunk) >= most or size + step > policy.max_bytes):
+        if chunk and (
+            len(chunk) >= most
+            or size + step > policy.max_bytes
+            or kind_of(record) is not kind_of(chunk[0])
+        ):
             rows.append((account, origin, now, len(chunk), size, b"\n".join(chunk)))
             chunk = []
             size = 0

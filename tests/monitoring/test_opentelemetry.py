@@ -59,6 +59,7 @@ def test_the_sdk_reads_the_same_figures_as_stats(fast_emulator, clients) -> None
         client.track("report.refused", email="a@example.com")
         client.track("page.viewed", email="not an email")
         client.track("page.viewed", email="also not one")
+        client.upsert_subscriber("a@example.com", fields={"plan": "pro"})
         assert client.flush(10)
         stats = client.stats()
         client.reads = 0
@@ -89,6 +90,9 @@ def test_the_sdk_reads_the_same_figures_as_stats(fast_emulator, clients) -> None
     assert stats.store is not None
     assert got["bento_track.store.events"][(site,)] == stats.store.depth == 0
     assert got["bento_track.budget.limit"][(site,)] == stats.store.budget_limit
+    updates = got["bento_track.exporter.subscriber_update.exported"]
+    assert updates[key(site, ("bento_track.kind", "upsert"))] == 1
+    assert stats.updates_sent == {"upsert": 1}
     assert set(got) == set(bento_otel.instrument_names())
 
 

@@ -48,6 +48,7 @@ def test_a_scrape_says_what_stats_says(fast_emulator, clients) -> None:
     for i in range(7):
         client.track("page.viewed", email="a@example.com", details={"i": i})
     client.track("page.viewed", email="not an email")  # dropped: invalid
+    client.upsert_subscriber("a@example.com", tags="reader")
     assert client.flush(10)
 
     got = page(registry)
@@ -58,6 +59,8 @@ def test_a_scrape_says_what_stats_says(fast_emulator, clients) -> None:
         got[("bento_track_events_dropped_total", (("reason", "invalid"), *site))] == 1
     )
     assert got[("bento_track_queue_events", site)] == 0
+    updates = "bento_track_subscriber_updates_delivered_total"
+    assert got[(updates, (("kind", "upsert"), *site))] == 1
     assert set(prometheus.exported_names()) == {name for name, _ in got}
 
 

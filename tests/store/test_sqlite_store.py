@@ -489,3 +489,17 @@ def test_store_files_are_owner_only_whatever_the_umask(tmp_path) -> None:
         os.umask(old)
     assert set(modes) >= {"private.db", "private.db-wal", "private.db-shm"}
     assert set(modes.values()) == {0o600}, modes
+
+
+def test_a_batch_takes_one_kind_of_record_in_queue_order(make_store) -> None:
+    store = make_store(replace(POLICY, max_count=100))
+    upsert = b'S{"email":"a@example.com"}'
+    command = b'C{"command":"unsubscribe","email":"a@example.com"}'
+    store.put(recs(1, 2) + [upsert] * 3 + [command] * 2 + recs(3))
+    batches = []
+    while (lease := store.claim(force=True).lease) is not None:
+        batches.append(lease.records)
+        store.complete(lease.permit)
+        store.ack(lease)
+        make_store.clock.advance(10.0)
+    assert batches == [recs(1, 2), [upsert] * 3, [command] * 2, recs(3)]
