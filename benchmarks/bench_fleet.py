@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 from bento_track.emulator import EmulatorServer
+from tests.helpers import in_process_group
 
 FLEET = int(os.environ.get("FLEET", "8"))
 EVENTS = int(os.environ.get("EVENTS", "400"))
@@ -118,7 +119,7 @@ def run(emulator: EmulatorServer, store: str) -> dict[str, Any]:
                     str(p),
                 ],
                 cwd=ROOT,
-                process_group=group,
+                **in_process_group(group),
             )
         )
         if first:

@@ -1,12 +1,16 @@
-"""Helpers the test suites share: waiting on a condition with a deadline, and
-reading what the emulator and child processes report."""
+"""Helpers the test suites share: waiting on a condition with a deadline,
+reading what the emulator and child processes report, starting children in
+a process group on every supported Python."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 
@@ -18,6 +22,18 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         tick.wait(0.01)
+
+
+def in_process_group(group: int | None) -> dict[str, Any]:
+    """`subprocess.Popen` keyword arguments that start the child in process
+    group `group` (0: a new group the child leads; None: the caller's).
+    `Popen(process_group=...)` is new in Python 3.11; on 3.10 the child joins
+    the group itself, between fork and exec."""
+    if group is None:
+        return {}
+    if sys.version_info >= (3, 11):
+        return {"process_group": group}
+    return {"preexec_fn": partial(os.setpgid, 0, group)}
 
 
 def last_json(text: str) -> Any:

@@ -20,7 +20,14 @@ from typing import Any
 import pytest
 import redis
 
-from ..helpers import last_json, max_in_window, posts, seqs, wait_until  # noqa: F401 (re-exported)
+from ..helpers import (  # noqa: F401 (re-exported)
+    in_process_group,
+    last_json,
+    max_in_window,
+    posts,
+    seqs,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -169,7 +176,7 @@ def start_script(
         text=True,
         env=child_env(**env),
         cwd=ROOT,
-        process_group=process_group,
+        **in_process_group(process_group),
     )
 
 
