@@ -11,8 +11,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
@@ -53,6 +54,29 @@ class ImportSummary:
         return not self.bad_rows and self.failed == 0 and self.unsent == 0
 
 
+# Python 3.10's csv module refuses a NUL anywhere in the text ("line contains
+# NUL", the whole file unreadable); 3.11 and later read it as a character. So
+# a NUL is parsed escaped and put back in each cell, where the row checks skip
+# that row by line, as on 3.11: the same import on every supported Python.
+# The escape character is a noncharacter; one already in the text is escaped
+# too, so a cell comes back exactly as written.
+_ESCAPE = "\uffff"
+_ESCAPED = re.compile(_ESCAPE + "(.)", re.DOTALL)
+
+
+def _escape_nul(lines: Iterable[str]) -> Iterator[str]:
+    for line in lines:
+        if "\0" in line or _ESCAPE in line:
+            line = line.replace(_ESCAPE, _ESCAPE + "e").replace("\0", _ESCAPE + "0")
+        yield line
+
+
+def _unescape_nul(cell: str) -> str:
+    if _ESCAPE not in cell:
+        return cell
+    return _ESCAPED.sub(lambda m: "\0" if m[1] == "0" else _ESCAPE, cell)
+
+
 def read_rows(
     handle: TextIO, summary: ImportSummary, *, source: str = "the CSV"
 ) -> Iterator[dict[str, str]]:
@@ -63,14 +87,14 @@ def read_rows(
         ConfigurationError: no `email` column, or text the csv module cannot
             parse (`source` names the file in the message).
     """
-    reader = csv.DictReader(handle)
+    reader = csv.DictReader(_escape_nul(handle))
     try:
         fieldnames = reader.fieldnames
     except csv.Error as exc:
         raise ConfigurationError(
             f"{source} line 1: not readable as CSV: {exc}"
         ) from None
-    columns = [c.strip() for c in fieldnames or []]
+    columns = [_unescape_nul(c).strip() for c in fieldnames or []]
     if "email" not in columns:
         raise ConfigurationError(
             f"the CSV needs an 'email' column in its header row; found {columns or 'none'}"
@@ -92,6 +116,7 @@ def read_rows(
         if None in row:  # more cells than header columns
             summary.bad_rows.append((line, "more values than header columns"))
             continue
+        row = {k: v if v is None else _unescape_nul(v) for k, v in row.items()}
         try:
             email = validate_email(row.get("email") or "", field="email")
             subscriber = {
