@@ -192,7 +192,7 @@ def test_redis_stopped_while_running_keeps_what_reached_it(emulator, own_redis) 
     assert result == {"left": 50}
     assert exit_said(err) == (30, 20)
     own_redis.start()  # the same directory: it loads what it saved
-    done = run_script(DELIVER, url, json.dumps(kwargs))
+    done = run_script(DELIVER, url, json.dumps(dict(kwargs, flush_interval=0.05)))
     assert last_json(done.stdout) == {"left": 0, "sent": 30}
     assert sorted(seqs(emulator)) == list(range(30))  # kept: exactly those
 
@@ -225,7 +225,7 @@ def test_redis_hung_at_exit_says_what_is_kept_and_stats_never_wait(
     assert exit_said(err) == (30, 20)
     # Redis runs the write it had buffered when it resumes: what the store
     # said "may" have reached it arrives, what it said never did does not.
-    done = run_script(DELIVER, url, json.dumps(kwargs))
+    done = run_script(DELIVER, url, json.dumps(dict(kwargs, flush_interval=0.05)))
     assert last_json(done.stdout)["left"] == 0
     got = seqs(emulator)
     assert len(got) == len(set(got))
