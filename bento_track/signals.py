@@ -18,7 +18,11 @@ to one client (`connect(fn, sender=client)`) or to all. Receivers take
 - `event_dropped(client, events=list[Event], reason=str, error=Exception | None,
   message=str | None)`: events that will never be delivered, with the reason
   (`invalid`, `queue_full`, `oversize`, `unencodable`, `rejected`, `shutdown`,
-  `disabled`, `not_configured`) and, where there is one, what was wrong.
+  `disabled`, `not_configured`, `filtered` and `hook_error` from `before_send`,
+  `broken`) and, where there is one, what was wrong. Subscriber upserts and
+  commands are counted and logged like events, but never carried in `events`;
+  `store_lost` (a SQLite file deleted under the process) is counted in
+  `stats().dropped` and logged, with no signal (the events are gone).
 
 The library sends every signal through `send()`: a receiver that raises is
 logged on the `bento_track` logger (with its traceback, at most once a minute

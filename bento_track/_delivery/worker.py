@@ -93,6 +93,11 @@ DROP_REASONS = {
     "rejected": "Bento refused the event (400/422)",
     "shutdown": "captured after shutdown()",
     "broken": "delivery in this process is broken (see the error logged once)",
+    # Counted elsewhere, and said there: `before_send` (the client's filter)
+    # and a store that lost its file (`_refresh`).
+    "filtered": "before_send returned None",
+    "hook_error": "before_send raised or returned something else than an Event",
+    "store_lost": "the store file was deleted or replaced under this process",
 }
 #: reasons said elsewhere: `disabled` is the user's choice, the default
 #: client logs once why it is `not_configured`, and `broken` is said once
