@@ -1,6 +1,6 @@
-# Copied from /work/shared/bench/sink.py so the benchmarks do not depend on files
-# outside the repository. Changed since: PORT may be 0 (the OS picks a free port,
-# so parallel runs never collide) and the ready line names the port bound.
+# The peers' benchmark sink, kept in the repository so the benchmarks depend on
+# nothing outside it. PORT may be 0 (the OS picks a free port, so parallel runs
+# never collide) and the ready line names the port bound.
 """A loopback HTTP sink that accepts any POST, counts JSON events, answers 200.
 
 Usage: python sink.py PORT  (prints 'ready PORT' when listening; PORT 0 picks one). GET /count -> total events seen.
