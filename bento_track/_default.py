@@ -14,6 +14,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import httpx
+
 from ._capture.filtering import BeforeSend
 from ._capture.scrub import Scrubber
 from ._delivery.clock import Clock
@@ -72,6 +74,7 @@ def init(
     store: str | Store | None = None,
     max_store_bytes: int = DEFAULT_MAX_STORE_BYTES,
     clock: Clock | None = None,
+    transport: httpx.BaseTransport | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Client:
     """Configure the default client (arguments first, then the environment) and
@@ -112,6 +115,7 @@ def init(
         store=store,
         max_store_bytes=max_store_bytes,
         clock=clock,
+        transport=transport,
         environ=environ,
     )
     with _lock:

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import httpx
+
 from . import signals
 from ._capture.context import bind_email, current_email, current_request
 from ._capture.filtering import (
@@ -170,6 +172,11 @@ class Client:
             `max_queue_size` bounds only what waits in memory for the next
             grouped write (every ~50 ms).
         clock: the `Clock` the worker uses (tests inject a fake one).
+        transport: an `httpx.BaseTransport` the delivery thread sends through
+            (as `BentoAPI(transport=...)`): a proxy-aware or instrumented
+            transport, or `httpx.MockTransport` in tests that need no
+            server. Default: httpx's own, with keep-alive. A forked child
+            keeps using the object it inherited.
 
     Raises:
         ConfigurationError: a setting is missing or out of range (the message
@@ -208,6 +215,7 @@ class Client:
         store: str | Store | None = None,
         max_store_bytes: int = DEFAULT_MAX_STORE_BYTES,
         clock: Clock | None = None,
+        transport: httpx.BaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
         _disabled_reason: str = "disabled",
     ) -> None:
@@ -294,6 +302,7 @@ class Client:
                 ),
             )
         self._clock: Clock = clock if clock is not None else SystemClock()
+        self._transport = transport
         self._filter = EventFilter(
             scrubber=scrubber,
             before_send=hook,
@@ -350,7 +359,11 @@ class Client:
         return open_store(spec, max_bytes=max_bytes)
 
     def _new_worker(self) -> Worker:
-        sender = Sender(self.config) if self.config is not None else None
+        sender = (
+            Sender(self.config, transport=self._transport)
+            if self.config is not None
+            else None
+        )
         return Worker(self, self._settings, self._store, sender, self._clock)
 
     def __repr__(self) -> str:

@@ -119,8 +119,12 @@ def _counts(response: httpx.Response, sent: int) -> tuple[int, int]:
 class Sender:
     """Posts batch bodies for one `Config`."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self, config: Config, transport: httpx.BaseTransport | None = None
+    ) -> None:
         self.config = config
+        #: the app's transport (`Client(transport=...)`), or httpx's own
+        self._transport = transport
         # Built once: `Client.post` would parse, merge and re-encode the URL,
         # params and headers on every batch (about a third of a request's CPU).
         self._url = httpx.URL(
@@ -138,7 +142,9 @@ class Sender:
 
     def _http(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(timeout=self._timeout, verify=self._tls)
+            self._client = httpx.Client(
+                timeout=self._timeout, verify=self._tls, transport=self._transport
+            )
         return self._client
 
     def post(
