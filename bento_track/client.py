@@ -692,15 +692,20 @@ class Client:
                 self._store.location,
             )
         else:
+            unanswered = min(lost, self._worker.left_unanswered)
             logger.warning(
                 "bento_track: shut down with %d events undelivered (%s); %d wait "
                 "in the store %s for the next process, %d are lost with this "
-                "process (they never reached the store)",
+                "process (%s)",
                 left,
                 why,
                 kept,
                 self._store.location,
                 lost,
+                f"{unanswered} of them were written to the store without an "
+                "answer and may still arrive"
+                if unanswered
+                else "they never reached the store",
             )
 
     def close(self) -> None:

@@ -238,6 +238,8 @@ class Worker:
         #: store's queue, bisection work, in flight; for a durable store,
         #: events it could not write yet): the capture-time bound counts them
         self.held = 0
+        #: the part of `held` the store keeps in memory (`Store.memory_held`)
+        self.store_memory = 0
         #: wake the worker when the inbox reaches this length
         self.wake_at = 1
         self.progress = threading.Condition(threading.Lock())
@@ -264,6 +266,8 @@ class Worker:
         self.outstanding = 0
         #: events left in a durable store when the worker stopped
         self.left_in_store: int | None = None
+        #: of the rest, events written without an answer (may still arrive)
+        self.left_unanswered = 0
         self.flush_target = 0
         self.sent = 0
         self.accepted = 0
@@ -325,9 +329,11 @@ class Worker:
         return self.drained + self.evicted + len(self.inbox)
 
     def depth(self) -> int:
-        """Events waiting: in the inbox, held, and (durable) outstanding."""
+        """Events waiting: in the inbox, held, and (durable) outstanding,
+        each once: what a durable store keeps in memory (a Redis store's
+        fallback) is both held and outstanding."""
         if self.durable:
-            return len(self.inbox) + self.held + self.outstanding
+            return len(self.inbox) + self.held - self.store_memory + self.outstanding
         return len(self.inbox) + self.held
 
     def drop(
@@ -458,7 +464,10 @@ class Worker:
             self.progress.notify_all()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(max(0.0, timeout))
+            # A durable store's thread gets a moment past the deadline to
+            # close the store (its figures and exit line), else a daemon
+            # thread dies with the interpreter half-way through.
+            thread.join(max(0.5 if self.durable else 0.0, timeout))
         if self.durable and (thread is None or thread.is_alive()):
             # The thread never ran, or is stuck in a request past the
             # deadline: what is still in memory goes to the store from here,
@@ -530,6 +539,7 @@ class Worker:
         # Only what outlives the process is "left in the store": a memory
         # fallback's events end with it (the exit message counts them lost).
         self.left_in_store = self.store.kept()
+        self.left_unanswered = self.store.unanswered()
         if self.left_in_store:
             logger.info(
                 "bento_track: %d events of this process are left in the store "
@@ -730,9 +740,11 @@ class Worker:
         self._update_held()
 
     def _update_held(self) -> None:
-        held = self.store.memory_held() + len(self._spill)
+        memory = self.store.memory_held()
+        held = memory + len(self._spill)
         with self.progress:
             self.held = held
+            self.store_memory = memory
             self.progress.notify_all()
 
     def _refresh(self) -> None:

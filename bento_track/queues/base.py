@@ -296,6 +296,12 @@ class Store(Protocol):
         the exit message counts them as lost."""
         ...
 
+    def unanswered(self) -> int:
+        """Of the events `kept()` leaves out, those written to the store
+        without an answer (a hung Redis): they may still arrive, so the
+        exit message says so rather than "never reached the store"."""
+        ...
+
     def lost(self) -> int:
         """Events this process put that the store lost (a SQLite file deleted
         under it): the worker counts them as dropped (`store_lost`)."""

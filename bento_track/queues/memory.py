@@ -266,6 +266,10 @@ class MemoryStore:
         """`Store.kept`: nothing outlives this process in its memory."""
         return 0
 
+    def unanswered(self) -> int:
+        """`Store.unanswered`: none (memory writes are always answered)."""
+        return 0
+
     def lost(self) -> int:
         """`Store.lost`: memory loses nothing while the process lives."""
         return 0

@@ -891,6 +891,10 @@ class SQLiteStore:
         outlives it (a deleted file's are `lost()`, not kept)."""
         return self.outstanding()
 
+    def unanswered(self) -> int:
+        """`Store.unanswered`: none (a SQLite write is all or nothing)."""
+        return 0
+
     def lost(self) -> int:
         """Events of this process lost with a file deleted or replaced under
         it (see the module docstring)."""

@@ -31,6 +31,9 @@ def run_writers(store_url, emulators, jobs, flush=60.0):
     for account, first, n in jobs:
         kwargs = dict(
             emulators[account].client_kwargs(),
+            # A young Redis holds its first budget window: keep windows short.
+            requests_per_minute=600,
+            rate_window=1.0,
             max_batch_size=50,
             flush_interval=0.05,
             retry_base_delay=0.05,

@@ -15,8 +15,6 @@ import subprocess
 import time
 from typing import Any
 
-import pytest
-
 from bento_track.queues.redis import STATS_WAIT, open_redis_store
 
 from .conftest import (
@@ -278,11 +276,6 @@ def test_stats_return_at_once_from_a_hung_redis_and_recover(own_redis) -> None:
         store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Worker.depth() adds held (store.memory_held()) and outstanding, "
-    "which both count the memory fallback: the fix is in worker.py",
-)
 def test_queue_depth_counts_events_in_the_fallback_once(
     emulator, own_redis, clients
 ) -> None:
