@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from ..errors import ConfigurationError
 from .base import Store
-from .redis_url import is_redis_url
+from .redis_url import is_redis_url, redacted
 from .sqlite import DEFAULT_LEASE_TIMEOUT, SQLiteStore, StoreError
 
 __all__ = ["is_memory", "open_store", "sqlite_path"]
@@ -38,7 +38,7 @@ def sqlite_path(url: str) -> tuple[str, dict[str, str]]:
     if not url.startswith(_SQLITE):
         raise ConfigurationError(
             f"store must be 'memory', 'sqlite:///PATH' (four slashes for an "
-            f"absolute path) or 'redis://HOST:PORT/DB', not {url!r}",
+            f"absolute path) or 'redis://HOST:PORT/DB', not {redacted(url)!r}",
             setting="store",
         )
     path, _, query = url[len(_SQLITE) :].partition("?")

@@ -503,3 +503,9 @@ def test_a_batch_takes_one_kind_of_record_in_queue_order(make_store) -> None:
         store.ack(lease)
         make_store.clock.advance(10.0)
     assert batches == [recs(1, 2), [upsert] * 3, [command] * 2, recs(3)]
+
+
+def test_an_unknown_store_url_is_refused_without_its_password() -> None:
+    with pytest.raises(ConfigurationError, match="store must be") as info:
+        open_store("postgres://user:hunter2@db/app", max_bytes=2**20)
+    assert "hunter2" not in str(info.value) and "***" in str(info.value)
