@@ -69,6 +69,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .._delivery.batcher import Record
+from .._delivery.kinds import kind_of
 from .._internal import RateLimitedLog, logger
 from ..errors import ConfigurationError
 from . import redis_scripts as lua
@@ -493,7 +494,8 @@ class RedisStore:
             return dropped
 
     def _chunked(self, records: list[Record]) -> list[list[Record]]:
-        """Chunks of up to a tenth of a batch (one stream entry each)."""
+        """Chunks of up to a tenth of a batch (one stream entry each), each of
+        one kind of record (the claim script takes chunks of one kind)."""
         policy = self._need_policy()
         most = max(1, policy.max_count // 10)
         chunks: list[list[Record]] = []
@@ -501,7 +503,11 @@ class RedisStore:
         size = 0
         for record in records:
             step = len(record) + 1
-            if chunk and (len(chunk) >= most or size + step > policy.max_bytes):
+            if chunk and (
+                len(chunk) >= most
+                or size + step > policy.max_bytes
+                or kind_of(record) is not kind_of(chunk[0])
+            ):
                 chunks.append(chunk)
                 chunk, size = [], 0
             chunk.append(record)

@@ -257,6 +257,20 @@ if hold > 0 or due > 0 then
 end
 local result = {2, wn, wb}
 local count, bytes, back_n, back_b, taken, fresh_n, fresh_b = 0, 0, 0, 0, 0, 0, 0
+-- A batch holds one kind of record (_delivery/kinds.py): a chunk's kind is
+-- its data's first byte ('S' upsert, 'C' command, else an event), and the
+-- batch is the first chunk's kind, commands at most 100 a request.
+local kind = nil
+local function same_kind(d)
+  local k = string.sub(d, 1, 1)
+  if k ~= 'S' and k ~= 'C' then k = '{' end
+  if kind == nil then
+    kind = k
+    if k == 'C' then max_count = math.min(max_count, 100) end
+    return true
+  end
+  return k == kind
+end
 if stale then
   local pend = redis.call('XPENDING', q, 'ship', 'IDLE', vis, '-', '+', max_count)
   for i = 1, #pend do
@@ -268,6 +282,7 @@ if stale then
     else
       local f = fields(e[1])
       local n, b = tonumber(f.n), tonumber(f.b)
+      if not same_kind(f.d) then break end
       if count > 0 and (count + n > max_count or bytes + b > max_bytes) then break end
       redis.call('XCLAIM', q, 'ship', me, 0, id, 'JUSTID')
       if redis.call('SREM', rel, id) == 1 then
@@ -289,6 +304,7 @@ if count < max_count and bytes < max_bytes then
   for i = 1, #cand do
     local f = fields(cand[i])
     local n, b = tonumber(f.n), tonumber(f.b)
+    if not same_kind(f.d) then break end
     if count > 0 and (count + n > max_count or bytes + b > max_bytes) then break end
     k = k + 1
     count, bytes = count + n, bytes + b

@@ -317,3 +317,39 @@ def test_urls_options_and_mistakes(tmp_path, redis_url) -> None:
         with pytest.raises(ConfigurationError, match=word) as info:
             open_store(bad, max_bytes=2**20)
         assert info.value.setting == "store"
+
+
+def test_a_batch_takes_one_kind_of_record_in_queue_order(make_store) -> None:
+    """Events, subscriber upserts and commands share the stream; the claim
+    script cuts a batch where the kind changes, as the other stores do."""
+    store = make_store(StorePolicy(100, 100_000, 5.0, 1000, 1.0))
+    upsert = b'S{"email":"a@example.com"}'
+    command = b'C{"command":"unsubscribe","email":"a@example.com"}'
+    store.put(recs(2) + [upsert] * 3 + [command] * 2 + recs(1, 2))
+    batches = []
+    while (lease := store.claim(True).lease) is not None:
+        batches.append(lease.records)
+        store.complete(lease.permit)
+        store.ack(lease)
+    assert batches == [recs(2), [upsert] * 3, [command] * 2, recs(1, 2)]
+
+
+def test_subscriber_updates_go_through_a_redis_store(
+    emulator, redis_url, clients
+) -> None:
+    emulator.inspect.set_rate_limit(10_000, 60.0)
+    client = clients(
+        **emulator.client_kwargs(),
+        store=redis_url,
+        flush_interval=0.05,
+        requests_per_minute=600,
+        rate_window=1.0,
+    )
+    client.upsert_subscriber("r@example.com", fields={"plan": "free"})
+    client.track("a", email="r@example.com")
+    client.change_subscriber_email("r@example.com", "s@example.com")
+    client.upsert_subscriber("s@example.com", fields={"plan": "pro"})
+    assert client.flush(30) is True
+    [person] = emulator.inspect.subscribers()
+    assert person["email"] == "s@example.com" and person["fields"]["plan"] == "pro"
+    assert client.stats().updates_sent == {"upsert": 2, "command": 1}
