@@ -35,7 +35,7 @@ from ._capture.filtering import (
     check_scrub,
 )
 from ._capture.scrub import Scrubber
-from ._delivery.batcher import BODY_OVERHEAD, HARD_MAX_BATCH_SIZE
+from ._delivery.batcher import BODY_OVERHEAD
 from ._delivery.clock import Clock, SystemClock
 from ._delivery.sender import Sender
 from ._delivery.worker import DeliveryStats, Queued, Worker, WorkerSettings
@@ -44,6 +44,7 @@ from ._transport.http import RETRY_AFTER_MIN, clamp_retry_after
 from .config import ENV_VARS, Config, check_number, env_flag
 from .errors import ConfigurationError, InvalidEventError, RateLimitedError
 from .events import Event, OversizeEventError, build_event, validate_email
+from .options import OPTIONS
 from .queues import (
     DEFAULT_MAX_STORE_BYTES,
     Account,
@@ -101,6 +102,19 @@ class Client:
     Connection settings fall back to the `BENTO_*` environment variables.
 
     Args:
+        site_uuid: your Bento site's UUID (Settings -> API Keys), sent as the
+            `site_uuid` query parameter. Required: None reads the variable.
+        publishable_key: the Basic auth user. Required: None reads the
+            variable.
+        secret_key: the Basic auth password; never logged nor shown in a
+            repr. Required: None reads the variable.
+        base_url: Bento's API root. None: the variable, else
+            `https://app.bentonow.com/api/v1`. Plain `http://` only to
+            loopback hosts.
+        allow_insecure_http: allow `http://` to other hosts too (the secret
+            key then travels in clear text). None: the variable, else False.
+        connect_timeout: seconds to connect, per request, 0.001..600.
+        read_timeout: seconds to wait for an answer, per request, 0.001..600.
         max_batch_size: events per request, 1..1000 (Bento's maximum).
         max_batch_bytes: request body bytes, 1 KiB..1 MiB.
         flush_interval: seconds the oldest queued event waits before a partial
@@ -177,6 +191,8 @@ class Client:
             transport, or `httpx.MockTransport` in tests that need no
             server. Default: httpx's own, with keep-alive. A forked child
             keeps using the object it inherited.
+        environ: where the `BENTO_*` variables are read (default:
+            `os.environ`).
 
     Raises:
         ConfigurationError: a setting is missing or out of range (the message
@@ -227,47 +243,27 @@ class Client:
                 setting="overflow",
             )
         self._settings = WorkerSettings(
-            max_batch_size=check_number(
-                "max_batch_size", max_batch_size, 1, HARD_MAX_BATCH_SIZE, integer=True
+            max_batch_size=OPTIONS["max_batch_size"].check(max_batch_size),
+            max_batch_bytes=OPTIONS["max_batch_bytes"].check(max_batch_bytes),
+            flush_interval=OPTIONS["flush_interval"].check(flush_interval),
+            requests_per_minute=OPTIONS["requests_per_minute"].check(
+                requests_per_minute
             ),
-            max_batch_bytes=check_number(
-                "max_batch_bytes", max_batch_bytes, 1024, 1_048_576, integer=True
-            ),
-            flush_interval=check_number(
-                "flush_interval", flush_interval, 0.01, 3600, unit="seconds"
-            ),
-            requests_per_minute=check_number(
-                "requests_per_minute", requests_per_minute, 1, 100_000, integer=True
-            ),
-            rate_window=check_number(
-                "rate_window", rate_window, 0.01, 3600, unit="seconds"
-            ),
-            max_queue_size=check_number(
-                "max_queue_size", max_queue_size, 1, 10_000_000, integer=True
-            ),
-            max_queue_bytes=check_number(
-                "max_queue_bytes", max_queue_bytes, 1024, 2**40, integer=True
-            ),
+            rate_window=OPTIONS["rate_window"].check(rate_window),
+            max_queue_size=OPTIONS["max_queue_size"].check(max_queue_size),
+            max_queue_bytes=OPTIONS["max_queue_bytes"].check(max_queue_bytes),
             overflow=overflow,
-            block_timeout=check_number(
-                "block_timeout", block_timeout, 0, 60, unit="seconds"
-            ),
-            max_retry_time=check_number(
-                "max_retry_time", max_retry_time, 0, 86400, unit="seconds"
-            ),
-            retry_base_delay=check_number(
-                "retry_base_delay", retry_base_delay, 0.001, 60, unit="seconds"
-            ),
-            sync_timeout=check_number(
-                "sync_timeout", sync_timeout, 0, 3600, unit="seconds"
-            ),
+            block_timeout=OPTIONS["block_timeout"].check(block_timeout),
+            max_retry_time=OPTIONS["max_retry_time"].check(max_retry_time),
+            retry_base_delay=OPTIONS["retry_base_delay"].check(retry_base_delay),
+            sync_timeout=OPTIONS["sync_timeout"].check(sync_timeout),
             sync_mode=bool(sync_mode),
         )
         #: the most bytes one encoded event may take: what a request carries
         #: besides its envelope (validation stops past it)
         self.max_event_bytes: int = self._settings.max_batch_bytes - BODY_OVERHEAD - 1
-        self.shutdown_timeout: float = check_number(
-            "shutdown_timeout", shutdown_timeout, 0, 3600, unit="seconds"
+        self.shutdown_timeout: float = OPTIONS["shutdown_timeout"].check(
+            shutdown_timeout
         )
         self.disabled = bool(disabled)
         self.sync_mode = bool(sync_mode)
@@ -316,9 +312,7 @@ class Client:
         self._store = self._open_store(
             store,
             queue,
-            check_number(
-                "max_store_bytes", max_store_bytes, 1_048_576, 2**44, integer=True
-            ),
+            OPTIONS["max_store_bytes"].check(max_store_bytes),
             os.environ if environ is None else environ,
         )
         self._max_queue = self._settings.max_queue_size

@@ -33,6 +33,7 @@ from .._internal import RateLimitedLog, library_section, logger
 from .._transport import http as _http
 from ..errors import APIError
 from ..events import Event
+from ..options import default
 from ..queues import (
     UNNAMED,
     Account,
@@ -161,21 +162,22 @@ class DeliveryStats:
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """Validated delivery options (see `Client` for their meaning)."""
+    """Validated delivery options (see `Client` for their meaning; defaults
+    from `bento_track.options`, the one declaration)."""
 
-    max_batch_size: int = 1000
-    max_batch_bytes: int = 1_048_576
-    flush_interval: float = 5.0
-    requests_per_minute: int = 100
-    rate_window: float = 60.0
-    max_queue_size: int = 10_000
-    max_queue_bytes: int = 10 * 1_048_576
-    overflow: str = "drop_newest"
-    block_timeout: float = 0.1
-    max_retry_time: float = 300.0
-    sync_timeout: float = 10.0
-    retry_base_delay: float = 0.5
-    sync_mode: bool = False
+    max_batch_size: int = default("max_batch_size")
+    max_batch_bytes: int = default("max_batch_bytes")
+    flush_interval: float = default("flush_interval")
+    requests_per_minute: int = default("requests_per_minute")
+    rate_window: float = default("rate_window")
+    max_queue_size: int = default("max_queue_size")
+    max_queue_bytes: int = default("max_queue_bytes")
+    overflow: str = default("overflow")
+    block_timeout: float = default("block_timeout")
+    max_retry_time: float = default("max_retry_time")
+    sync_timeout: float = default("sync_timeout")
+    retry_base_delay: float = default("retry_base_delay")
+    sync_mode: bool = default("sync_mode")
     #: whose events: a shared store keeps each account's apart
     account: Account = UNNAMED
 
