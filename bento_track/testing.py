@@ -1,31 +1,36 @@
-"""Test helpers for applications that use bento_track, and their pytest plugin.
+"""Test helpers for applications that use bento_track, in any test runner,
+and what the pytest plugin's fixtures are made of.
 
-Installed with the package and registered through the `pytest11` entry point,
-so the fixtures are there in any test suite of a project that has
-bento_track installed, with nothing to import:
+Nothing here needs pytest: `capture_events()` and `use_emulator()` are
+context managers for unittest, Django's `manage.py test` or a script.
 
 ```python
-def test_signup_is_tracked(client, bento_events):
-    client.post("/signup", data={"email": "ann@example.com"})
-    assert [e.type for e in bento_events] == ["account.signup"]
-    assert bento_events[0].email == "ann@example.com"
+from bento_track.testing import capture_events
+
+class SignupTests(unittest.TestCase):
+    def test_signup_is_tracked(self):
+        with capture_events() as events:
+            self.client.post("/signup", {"email": "ann@example.com"})
+        self.assertEqual(events.types(), ["account.signup"])
 ```
 
-- `bento_events`: every event captured during the test, by the default client
-  or any other, in order: a list of `Event`s, empty when the test starts. No
-  network and no credentials: the default client is swapped for a disabled
-  one for the test (and put back after), and events are collected from the
-  `event_captured` signal. Strict mode is on for the test: every live client
-  (and any client built during the test from the environment, through
+- `capture_events()`: every event captured inside the block, by the default
+  client or any other, in order: a list of `Event`s, empty when the block
+  starts. No network and no credentials: the default client is swapped for a
+  disabled one for the block (and put back after), and events are collected
+  from the `event_captured` signal. Strict mode is on inside it: every live
+  client (and any client built in the block from the environment, through
   `BENTO_STRICT=1`) raises `InvalidEventError` from `track()` for an invalid
   event, so the test fails where it was tracked.
-- `emulator`: a running Bento emulator (one per test session, reset for each
-  test) with the default client and the `BENTO_*` variables pointing at it,
+- `use_emulator(server)`: a running `EmulatorServer`, emptied, with the
+  default client and the `BENTO_*` variables pointing at it inside the block,
   for tests that want the real HTTP path: `bento_track.flush(5)`, then
-  `emulator.inspect.events()`.
+  `server.inspect.events()`.
 
-`capture_events()` is the same capture as a context manager, for unittest or
-scripts.
+The pytest plugin that installing bento-track registers (the `pytest11`
+entry point `bento_track`, module `_bento_track_pytestplugin`) offers them as
+the `bento_events` and `emulator` fixtures. It lives outside this package,
+so that a pytest run that uses neither never imports bento_track.
 """
 
 from __future__ import annotations
@@ -34,8 +39,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-
-import pytest
 
 import bento_track._default as default_module
 
@@ -49,11 +52,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CapturedEvents",
-    "bento_emulator_server",
-    "bento_events",
     "capture_events",
-    "emulator",
     "use_default_client",
+    "use_emulator",
 ]
 
 _STRICT_VAR = ENV_VARS["strict"]
@@ -125,47 +126,43 @@ def capture_events(*, strict: bool = True) -> Iterator[CapturedEvents]:
         replacement.shutdown(0)
 
 
-# -- the pytest plugin -------------------------------------------------------------
-
-
-@pytest.fixture
-def bento_events() -> Iterator[CapturedEvents]:
-    """Every event captured during the test (by any client), in order; no
-    network, no credentials; strict mode, so an invalid `track()` raises."""
-    with capture_events() as events:
-        yield events
-
-
-@pytest.fixture(scope="session")
-def bento_emulator_server() -> Iterator[EmulatorServer]:
-    """The session's Bento emulator, on a free loopback port (use `emulator`,
-    which resets it for each test)."""
-    from .emulator import EmulatorServer
-
-    with EmulatorServer(port=0) as server:
-        yield server
-
-
-@pytest.fixture
-def emulator(
-    bento_emulator_server: EmulatorServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[EmulatorServer]:
-    """The Bento emulator, emptied, with the default client delivering to it
-    (flushed every 50 ms) and the `BENTO_*` variables naming it, so clients
-    built from the environment and subprocesses send there too."""
-    server = bento_emulator_server
-    server.inspect.reset()
-    for name, value in server.client_kwargs().items():
-        monkeypatch.setenv(ENV_VARS[name], value)
-    client = Client(
-        site_uuid=server.site_uuid,
-        publishable_key=server.publishable_key,
-        secret_key=server.secret_key,
-        base_url=server.base_url,
-        flush_interval=0.05,
-    )
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """`os.environ` updated with `values` inside the block, put back after."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
-        with use_default_client(client):
-            yield server
+        yield
     finally:
-        client.shutdown(2)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def use_emulator(
+    server: EmulatorServer, *, flush_interval: float = 0.05
+) -> Iterator[EmulatorServer]:
+    """Inside the block, `server` (a running `EmulatorServer`) is emptied,
+    the default client delivers to it (every `flush_interval` seconds), and
+    the `BENTO_*` variables name it, so clients built from the environment
+    and subprocesses send there too. Afterwards the variables and the
+    previous default client are put back; the block's client is shut down
+    (within 2 s)."""
+    server.inspect.reset()
+    variables = server.client_kwargs()
+    with _environment({ENV_VARS[name]: value for name, value in variables.items()}):
+        client = Client(
+            site_uuid=server.site_uuid,
+            publishable_key=server.publishable_key,
+            secret_key=server.secret_key,
+            base_url=server.base_url,
+            flush_interval=flush_interval,
+        )
+        try:
+            with use_default_client(client):
+                yield server
+        finally:
+            client.shutdown(2)
