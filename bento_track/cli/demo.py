@@ -63,11 +63,26 @@ def choose_target(
     return False, "BENTO_* credentials set"
 
 
+def _require_uvicorn() -> None:
+    """The embedded emulator is served by uvicorn, an extra: without it, a
+    usage error saying what to install (exit 2, nothing sent), as
+    `bento-track emulator` says, rather than a traceback."""
+    try:
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise ConfigurationError(
+            "demo: the embedded emulator needs uvicorn: pip install "
+            "'bento-track[emulator]' (or set BENTO_SITE_UUID, "
+            "BENTO_PUBLISHABLE_KEY and BENTO_SECRET_KEY to send to Bento)"
+        ) from None
+
+
 @contextmanager
 def _target(use_emulator: bool) -> Iterator[tuple[dict[str, Any], Any]]:
     """Connection settings, and the emulator's inspector when it is the target."""
     emulator, why = choose_target(use_emulator)
     if emulator:
+        _require_uvicorn()
         from ..emulator import EmulatorServer
 
         with EmulatorServer(port=0) as server:

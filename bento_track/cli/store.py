@@ -70,6 +70,14 @@ def describe(url: str) -> dict[str, Any]:
         from ..queues.redis import describe_redis
 
         return describe_redis(url.strip(), max_bytes=DEFAULT_MAX_STORE_BYTES)
+    if url.strip().lower() == "memory":
+        # A valid `store=` value, so "must be ..., not 'memory'" read as nonsense.
+        raise ConfigurationError(
+            "'memory' (the default) keeps each process's queue in that process, "
+            "where no other program can read it: ask the process "
+            "(bento_track.stats()), or name a durable store, "
+            "sqlite:////path/bento.db or redis://host:6379/0"
+        )
     path, _ = sqlite_path(url.strip())
     if not os.path.isfile(path):
         raise ConfigurationError(f"no store at {path}")

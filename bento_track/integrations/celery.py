@@ -35,6 +35,7 @@ from .._capture.context import RequestContext, current_email, request_var
 from .._internal import internal_error
 from ..errors import InvalidEventError
 from ..events import validate_email
+from .extras import missing_framework
 from .sigterm import flush_all
 
 __all__ = ["HEADER", "install"]
@@ -55,7 +56,10 @@ def install(app: Any) -> None:
     with _lock:
         if _installed:
             return
-        from celery import signals
+        try:
+            from celery import signals
+        except ImportError as exc:
+            raise missing_framework(exc, "celery") from None
 
         signals.before_task_publish.connect(
             _on_publish, weak=False, dispatch_uid=f"{_UID}.publish"

@@ -37,8 +37,13 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from flask import Flask, Response, has_request_context, request
-from werkzeug.utils import import_string
+from .extras import missing_framework
+
+try:
+    from flask import Flask, Response, has_request_context, request
+    from werkzeug.utils import import_string
+except ImportError as exc:
+    raise missing_framework(exc, "flask") from None
 
 from .._capture.build import report_invalid
 from .._capture.context import RequestContext, request_var

@@ -28,12 +28,17 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from opentelemetry.metrics import (
-    CallbackOptions,
-    MeterProvider,
-    Observation,
-    get_meter_provider,
-)
+from .extras import missing_framework
+
+try:
+    from opentelemetry.metrics import (
+        CallbackOptions,
+        MeterProvider,
+        Observation,
+        get_meter_provider,
+    )
+except ImportError as exc:
+    raise missing_framework(exc, "opentelemetry") from None
 
 from .._default import get_client
 from .._delivery.worker import DeliveryStats

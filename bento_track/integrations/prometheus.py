@@ -40,10 +40,15 @@ import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-from prometheus_client.multiprocess import MultiProcessCollector
+from .extras import missing_framework
+
+try:
+    from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.multiprocess import MultiProcessCollector
+except ImportError as exc:
+    raise missing_framework(exc, "prometheus") from None
 
 from .._default import get_client
 from .._delivery.worker import DeliveryStats

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..extras import missing_framework
+
 if TYPE_CHECKING:
     from .email import EmailBackend
     from .middleware import BentoMiddleware
@@ -37,12 +39,15 @@ __all__ = ["BentoMiddleware", "EmailBackend"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "BentoMiddleware":
-        from .middleware import BentoMiddleware
+    try:
+        if name == "BentoMiddleware":
+            from .middleware import BentoMiddleware
 
-        return BentoMiddleware
-    if name == "EmailBackend":
-        from .email import EmailBackend
+            return BentoMiddleware
+        if name == "EmailBackend":
+            from .email import EmailBackend
 
-        return EmailBackend
+            return EmailBackend
+    except ImportError as exc:
+        raise missing_framework(exc, "django") from None
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
