@@ -32,7 +32,7 @@ from .validation import (
     validate_subscribers,
 )
 
-__all__ = ["PREFIX", "BentoAPI", "ConnectionDropped"]
+__all__ = ["PREFIX", "ConnectionDropped", "EmulatedAPI"]
 
 PREFIX = "/api/v1"
 _DROPPED = object()  # answer by closing the connection
@@ -234,8 +234,9 @@ def _fault_response(fault: Fault) -> Response:
     return _json(fault.status, body, headers)
 
 
-class BentoAPI:
-    """The ASGI app behind every `/api/v1/...` path."""
+class EmulatedAPI:
+    """The ASGI app behind every `/api/v1/...` path (Bento's side of what the
+    library's client, `bento_track.api.BentoAPI`, calls)."""
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state

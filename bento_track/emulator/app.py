@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from .api import PREFIX, BentoAPI
+from .api import PREFIX, EmulatedAPI
 from .inbox import inbox_routes
 from .inspection import inspection_routes
 from .local_only import LocalOnly
@@ -29,7 +29,7 @@ def create_app(settings: EmulatorSettings | None = None) -> Starlette:
         settings: the account, limits and storage; defaults to `EmulatorSettings()`.
     """
     state = EmulatorState(settings or EmulatorSettings())
-    api = BentoAPI(state)
+    api = EmulatedAPI(state)
     routes = [
         # Before the inspection routes: `/_emulator/{kind}` must not see them.
         *inbox_routes(state),

@@ -9,7 +9,7 @@ from typing import Any
 from .faults import FaultQueue
 from .ratelimit import SlidingWindowLimiter
 from .settings import EmulatorSettings
-from .store import Store
+from .store import AccountData
 
 __all__ = ["EmulatorState", "Refusals", "RequestLog"]
 
@@ -102,7 +102,7 @@ class EmulatorState:
 
     def __init__(self, settings: EmulatorSettings) -> None:
         self.settings = settings
-        self.store = Store(settings.db_path)
+        self.store = AccountData(settings.db_path)
         self.faults = FaultQueue()
         self.limiter = SlidingWindowLimiter(
             settings.requests_per_minute, settings.rate_window, settings.clock

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["KINDS", "Store"]
+__all__ = ["KINDS", "AccountData"]
 
 #: The record kinds the inspection API lists and clears.
 KINDS = ("events", "subscribers", "emails", "commands", "tags", "fields")
@@ -60,8 +60,10 @@ def _tag_names(value: Any) -> list[str]:
     return [t.strip() for t in value if isinstance(t, str) and t.strip()]
 
 
-class Store:
-    """The emulator's records.
+class AccountData:
+    """What the emulated account holds: events, subscribers, emails,
+    commands, tags and fields (named apart from the library's event stores,
+    `bento_track.queues`, which hold events waiting to be sent).
 
     Args:
         path: an SQLite file (kept across restarts) or `":memory:"`.
