@@ -2,3 +2,4 @@
 without importing the package's public surface first."""
 
 __version__ = "0.1.0"
+"""This bento_track's version, as installed (PEP 440)."""
