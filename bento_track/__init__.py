@@ -28,6 +28,7 @@ from .errors import (
 )
 from .events import Event
 from .logging import BentoHandler
+from .queues import Store, StoreStats
 from .wsgi import BentoWSGIMiddleware
 
 __all__ = [
@@ -43,6 +44,8 @@ __all__ = [
     "InvalidEventError",
     "RequestInfo",
     "Scrubber",
+    "Store",
+    "StoreStats",
     "__version__",
     "change_subscriber_email",
     "current_request",

@@ -173,6 +173,8 @@ def test_public_surface_is_pinned() -> None:
         "InvalidEventError",
         "RequestInfo",
         "Scrubber",
+        "Store",
+        "StoreStats",
         "__version__",
         "change_subscriber_email",
         "current_request",

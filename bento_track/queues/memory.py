@@ -137,7 +137,8 @@ class MemoryStore:
 
     @property
     def budget(self) -> RequestBudget:
-        """`Store.budget`."""
+        """This process's request budget (the memory store's own; shared
+        stores keep theirs in the file or on Redis)."""
         assert self._budget is not None, "configure() first"
         return self._budget
 
@@ -280,7 +281,8 @@ class MemoryStore:
         return len(self.backend) + self._leased
 
     def stats(self) -> StoreStats:
-        """`Store.stats`."""
+        """`Store.stats`: this process's queue, leases and budget (nothing
+        is shared in memory)."""
         policy = self._policy
         clock = self._clock
         age = None
