@@ -1,5 +1,5 @@
 # Sourced by the scripts in this folder: make sure .venv exists and holds the
-# project with its dev extras, reinstalling only when pyproject.toml changed.
+# project with its dev and docs extras, reinstalling only when pyproject.toml changed.
 # BENTO_TRACK_VENV names another virtual environment, PYTHON the interpreter
 # that creates it (.ci/run makes one per supported Python this way).
 set -euo pipefail
@@ -14,7 +14,7 @@ STAMP="$VENV/.bento-track-installed"
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
     echo "bento-track: installing the project and its dev tools into $VENV" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[${BENTO_TRACK_EXTRAS:-dev}]"
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[${BENTO_TRACK_EXTRAS:-dev,docs}]"
     touch "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
