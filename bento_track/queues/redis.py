@@ -69,7 +69,6 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .._delivery.batcher import Record
-from .._delivery.kinds import kind_of
 from .._internal import RateLimitedLog, logger
 from ..errors import ConfigurationError
 from . import redis_scripts as lua
@@ -83,6 +82,7 @@ from .base import (
     StorePolicy,
     StoreStats,
 )
+from .chunks import chunked, size_of
 from .memory import MemoryStore
 from .redis_url import RedisURL, parse_redis_url, redacted
 
@@ -478,7 +478,8 @@ class RedisStore:
             ):
                 # Behind what waits locally (oldest first), or Redis is out.
                 return self.fallback.put(records)
-            chunks = self._chunked(records)
+            policy = self._need_policy()
+            chunks = chunked(records, policy.max_count, policy.max_bytes)
             try:
                 kept, old = self._enqueue(chunks)
             except _Unknown:
@@ -492,29 +493,6 @@ class RedisStore:
             for chunk in chunks[kept:]:
                 dropped += chunk
             return dropped
-
-    def _chunked(self, records: list[Record]) -> list[list[Record]]:
-        """Chunks of up to a tenth of a batch (one stream entry each), each of
-        one kind of record (the claim script takes chunks of one kind)."""
-        policy = self._need_policy()
-        most = max(1, policy.max_count // 10)
-        chunks: list[list[Record]] = []
-        chunk: list[Record] = []
-        size = 0
-        for record in records:
-            step = len(record) + 1
-            if chunk and (
-                len(chunk) >= most
-                or size + step > policy.max_bytes
-                or kind_of(record) is not kind_of(chunk[0])
-            ):
-                chunks.append(chunk)
-                chunk, size = [], 0
-            chunk.append(record)
-            size += step
-        if chunk:
-            chunks.append(chunk)
-        return chunks
 
     def _enqueue(
         self, chunks: list[list[Record]], seq: int | None = None
@@ -535,7 +513,7 @@ class RedisStore:
             args += [
                 b"\n".join(chunk),
                 len(chunk),
-                sum(map(len, chunk)) + len(chunk),
+                size_of(chunk),
             ]
         k = self.keys
         result = self._run("ENQUEUE", [k.q, k.tot, k.out, k.seq], args)
@@ -615,7 +593,8 @@ class RedisStore:
                 return
             if lease.permit is not None:
                 fallback.complete(lease.permit)
-            chunks = self._chunked(lease.records)
+            policy = self._need_policy()
+            chunks = chunked(lease.records, policy.max_count, policy.max_bytes)
             try:
                 kept, old = self._enqueue(chunks)
             except _Unknown:
@@ -910,7 +889,7 @@ class RedisStore:
             del self._chunks[handle]
             old = chunk.sid
         k = self.keys
-        size = sum(map(len, records)) + len(records)
+        size = size_of(records)
         try:
             self._run(
                 "REWRITE",

@@ -73,6 +73,7 @@ from .._delivery.kinds import KINDS, kind_of
 from .._internal import logger
 from .account import Account
 from .base import AccountStats, Claim, Lease, Permit, StorePolicy, StoreStats
+from .chunks import chunked, size_of
 from .procs import host_id, is_alive, start_time
 from .sqlite_schema import SCHEMA_V1, SCHEMA_VERSION, check_ours, migrate
 
@@ -401,7 +402,11 @@ class SQLiteStore:
                     if fit < len(records):
                         keep, dropped = records[:fit], records[fit:]
                 if keep:
-                    rows = _chunks(keep, self._acct(), me, now, policy)
+                    account = self._acct()
+                    rows = [
+                        (account, me, now, len(c), size_of(c), b"\n".join(c))
+                        for c in chunked(keep, policy.max_count, policy.max_bytes)
+                    ]
                     conn.executemany(
                         "INSERT INTO queue (account, origin, created, count, bytes, "
                         "data) VALUES (?, ?, ?, ?, ?, ?)",
@@ -744,7 +749,7 @@ class SQLiteStore:
                     (lease.token, lease.ids[0], lease.ids[-1]),
                 ).rowcount
                 if gone == len(set(lease.ids)):
-                    size = sum(map(len, lease.records)) + len(lease.records)
+                    size = size_of(lease.records)
                     self._settle_origins(conn, Counter(lease.origins))
                     self._count(conn, -len(lease.records), -size)
                     self._shrink_lease(conn, lease.token, len(lease.records), size)
@@ -778,7 +783,7 @@ class SQLiteStore:
                     "UPDATE queue SET lease = 0 WHERE lease = ? AND id BETWEEN ? AND ?",
                     (lease.token, lease.ids[0], lease.ids[-1]),
                 ).rowcount
-                size = sum(map(len, lease.records)) + len(lease.records)
+                size = size_of(lease.records)
                 if back:
                     self._shrink_lease(conn, lease.token, len(lease.records), size)
 
@@ -1064,32 +1069,6 @@ def adopt_legacy(conn: sqlite3.Connection, account: Account) -> int:
         raise
     conn.execute("COMMIT")
     return int(count)
-
-
-def _chunks(
-    records: list[Record], account: int, origin: int, now: float, policy: StorePolicy
-) -> list[tuple[int, int, float, int, int, bytes]]:
-    """`queue` rows for `records`: chunks of up to a tenth of a batch, each
-    of one kind of record (a batch takes whole chunks of one kind)."""
-    most = max(1, policy.max_count // 10)
-    rows = []
-    chunk: list[Record] = []
-    size = 0
-    for record in records:
-        step = len(record) + 1
-        if chunk and (
-            len(chunk) >= most
-            or size + step > policy.max_bytes
-            or kind_of(record) is not kind_of(chunk[0])
-        ):
-            rows.append((account, origin, now, len(chunk), size, b"\n".join(chunk)))
-            chunk = []
-            size = 0
-        chunk.append(record)
-        size += step
-    if chunk:
-        rows.append((account, origin, now, len(chunk), size, b"\n".join(chunk)))
-    return rows
 
 
 def _identity(path: str) -> tuple[int, int] | None:
