@@ -86,14 +86,27 @@ class BatchPolicy:
         return count >= self.max_count or nbytes + BODY_OVERHEAD >= self.max_bytes
 
     def due_in(
-        self, count: int, nbytes: int, oldest_at: float | None, now: float
+        self,
+        count: int,
+        nbytes: int,
+        since: float | None,
+        now: float,
+        *,
+        force: bool = False,
     ) -> float | None:
-        """Seconds until a batch is due (0.0: now), None if nothing waits."""
-        if count == 0 or oldest_at is None:
+        """Seconds until a batch of the `count` waiting events (`nbytes`, sum
+        of `record_size`) is due: 0.0 now, None if nothing waits.
+
+        Every store's rule (the memory and SQLite stores call it; the Redis
+        claim script mirrors it, and a test holds the two together): due when
+        full, when `force` (a flush waits), or `flush_interval` after `since`:
+        the later of the oldest waiting event's arrival and the last batch's
+        departure (None: not known, so due now)."""
+        if count <= 0:
             return None
-        if self.full(count, nbytes):
+        if force or since is None or self.full(count, nbytes):
             return 0.0
-        return max(0.0, oldest_at + self.flush_interval - now)
+        return max(0.0, since + self.flush_interval - now)
 
     def fits(self, data: bytes) -> bool:
         """Whether one encoded event fits in a request at all."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from .._delivery.batcher import Record
+from .._delivery.batcher import BODY_OVERHEAD, BatchPolicy, Record
 from .account import UNNAMED, Account
 
 __all__ = [
@@ -135,6 +135,23 @@ class StorePolicy:
     max_events: int = 10_000
     max_bytes_held: int = 10 * 1_048_576
     account: Account = UNNAMED
+
+    def due_in(
+        self,
+        count: int,
+        nbytes: int,
+        since: float | None,
+        now: float,
+        *,
+        force: bool = False,
+    ) -> float | None:
+        """Seconds until a batch of `count` waiting events (`nbytes`) is due,
+        None if nothing waits: `BatchPolicy.due_in` on these limits (whose
+        `max_bytes` is without the body's envelope)."""
+        batching = BatchPolicy(
+            self.max_count, self.max_bytes + BODY_OVERHEAD, self.flush_interval
+        )
+        return batching.due_in(count, nbytes, since, now, force=force)
 
 
 @dataclass(frozen=True)

@@ -176,11 +176,7 @@ class MemoryStore:
             return Claim(None, None)
         nbytes = backend.nbytes
         now = self._clock.monotonic()
-        due = 0.0
-        if not force:
-            full = count >= policy.max_count or nbytes >= policy.max_bytes
-            if not full and self._oldest_at is not None:
-                due = max(0.0, self._oldest_at + policy.flush_interval - now)
+        due = policy.due_in(count, nbytes, self._oldest_at, now, force=force) or 0.0
         with self._lock:
             budget = self.budget
             hold = budget.delay()

@@ -506,17 +506,13 @@ class SQLiteStore:
                 if count <= 0:
                     return Claim(None, None)
                 hold = max(paused - now, self._budget_delay(conn, now, policy))
-                due = 0.0
-                full = count >= policy.max_count or nbytes >= policy.max_bytes
-                if not force and not full:
-                    oldest = conn.execute(
-                        "SELECT created FROM queue WHERE account = ? AND lease = 0 "
-                        "ORDER BY id LIMIT 1",
-                        (account,),
-                    ).fetchone()
-                    if oldest is not None:
-                        since = max(oldest[0], last_sent)
-                        due = max(0.0, since + policy.flush_interval - now)
+                oldest = conn.execute(
+                    "SELECT created FROM queue WHERE account = ? AND lease = 0 "
+                    "ORDER BY id LIMIT 1",
+                    (account,),
+                ).fetchone()
+                since = None if oldest is None else max(oldest[0], last_sent)
+                due = policy.due_in(count, nbytes, since, now, force=force) or 0.0
                 delay = max(hold, due)
                 if delay > 0.0:
                     return Claim(None, delay, count, nbytes, budget_bound=hold > 0.0)
