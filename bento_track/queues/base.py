@@ -124,6 +124,10 @@ class StorePolicy:
             store has its own, in bytes on disk).
         account: whose events these are: a shared store claims, budgets,
             pauses and counts per account (`Account`).
+        budgeted: claims spend the request budget and heed a 429 pause.
+            False for a store that only holds events for another one (a
+            Redis store's fallback: moving events into Redis is no request):
+            its claims wait for nothing, carry no permit and record none.
     """
 
     max_count: int
@@ -135,6 +139,7 @@ class StorePolicy:
     max_events: int = 10_000
     max_bytes_held: int = 10 * 1_048_576
     account: Account = UNNAMED
+    budgeted: bool = True
 
     def due_in(
         self,

@@ -107,6 +107,9 @@ class MemoryStore:
     use of it holds the store's lock. Events stay the worker's alone: `put`
     and the leases take no lock, and the lock is taken once per request,
     never per event.
+
+    Configured with `StorePolicy.budgeted` False (a Redis store's memory
+    fallback), it is a queue alone: no budget, no pause, no permits.
     """
 
     durable = False
@@ -131,8 +134,10 @@ class MemoryStore:
         self._policy = policy
         self._clock = cast("Clock", clock)
         with self._lock:
-            self._budget = RequestBudget(
-                policy.requests_per_window, policy.window, self._clock
+            self._budget = (
+                RequestBudget(policy.requests_per_window, policy.window, self._clock)
+                if policy.budgeted
+                else None
             )
 
     @property
@@ -178,10 +183,10 @@ class MemoryStore:
         now = self._clock.monotonic()
         due = policy.due_in(count, nbytes, self._oldest_at, now, force=force) or 0.0
         with self._lock:
-            budget = self.budget
-            hold = budget.delay()
+            budget = self._budget
+            hold = 0.0 if budget is None else budget.delay()
             delay = max(hold, due)
-            if delay <= 0.0:
+            if delay <= 0.0 and budget is not None:
                 budget.start()
         if delay > 0.0:
             return Claim(None, delay, count, nbytes, budget_bound=hold > 0.0)
@@ -192,14 +197,18 @@ class MemoryStore:
             del records[same:]
         self._leased += len(records)
         self._tokens += 1
-        return Claim(Lease(self._tokens, records, permit=0), 0.0, count, nbytes)
+        permit = None if budget is None else 0
+        return Claim(Lease(self._tokens, records, permit=permit), 0.0, count, nbytes)
 
     def acquire(self) -> tuple[Permit | None, float]:
         """`Store.acquire`: A permit for a retry on leased events: (permit, 0.0),
         or (None, seconds to wait) while the budget or a pause forbids a request.
-        Thread-safe: the permit is counted in flight until `complete`."""
+        Thread-safe: the permit is counted in flight until `complete`. A
+        store without a budget grants every request."""
         with self._lock:
-            budget = self.budget
+            budget = self._budget
+            if budget is None:
+                return 0, 0.0
             delay = budget.delay()
             if delay > 0.0:
                 return None, delay
@@ -210,20 +219,24 @@ class MemoryStore:
         """`Store.complete`: The request made with `permit` ended (answered or
         failed)."""
         with self._lock:
-            self.budget.record()
+            if self._budget is not None:
+                self._budget.record()
 
     def pause(self, seconds: float) -> None:
         """`Store.pause`: Stop every sender of this store for `seconds` (never
-        shortens)."""
+        shortens); nothing for a store without a budget (it sends nothing)."""
         with self._lock:
-            self.budget.pause(seconds)
+            if self._budget is not None:
+                self._budget.pause(seconds)
 
     def paused_until(self) -> float | None:
         """`Store.paused_until`: Epoch seconds until which sending is paused, or
         None."""
         assert self._clock is not None
         with self._lock:
-            left = self.budget.paused_until - self._clock.monotonic()
+            if self._budget is None:
+                return None
+            left = self._budget.paused_until - self._clock.monotonic()
         return self._clock.time() + left if left > 0 else None
 
     def renew(self, lease: Lease) -> None:
@@ -285,10 +298,11 @@ class MemoryStore:
         if self._oldest_at is not None and clock is not None:
             age = max(0.0, clock.monotonic() - self._oldest_at)
         budget = self._budget
-        used = 0
-        if budget is not None and clock is not None:
+        used, limit, window = 0, 0, 0.0
+        if budget is not None and clock is not None and policy is not None:
             with self._lock:
                 used = budget.used() + budget.in_flight
+            limit, window = policy.requests_per_window, policy.window
         return StoreStats(
             kind="memory",
             location=None,
@@ -299,8 +313,8 @@ class MemoryStore:
             leases=1 if self._leased else 0,
             oldest_age=age,
             budget_used=used,
-            budget_limit=policy.requests_per_window if policy else 0,
-            budget_window=policy.window if policy else 0.0,
+            budget_limit=limit,
+            budget_window=window,
             paused_until=self.paused_until() if budget is not None else None,
         )
 

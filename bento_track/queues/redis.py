@@ -426,23 +426,9 @@ class RedisStore:
         self.account = policy.account
         self.keys = _keys(self.namespace, policy.account.key)
         self._registered = False
-        # The fallback only holds events for Redis: a budget that never binds
-        # (moving events spends no request), its bounds the client's memory
-        # bounds.
-        self.fallback.configure(
-            StorePolicy(
-                max_count=policy.max_count,
-                max_bytes=policy.max_bytes,
-                flush_interval=policy.flush_interval,
-                requests_per_window=10_000,
-                window=0.001,
-                overflow=policy.overflow,
-                max_events=policy.max_events,
-                max_bytes_held=policy.max_bytes_held,
-                account=policy.account,
-            ),
-            clock,
-        )
+        # The fallback only holds events for Redis: no budget (moving events
+        # into Redis is no request), the client's memory bounds.
+        self.fallback.configure(replace(policy, budgeted=False), clock)
 
     def _need_policy(self) -> StorePolicy:
         policy = self._policy

@@ -371,6 +371,11 @@ class SQLiteStore:
         self._policy = policy
         self._clock = cast("Clock", clock)
 
+    def _budgeted(self) -> bool:
+        """Whether claims spend the budget (`StorePolicy.budgeted`; until a
+        worker configures the store, they do)."""
+        return self._policy is None or self._policy.budgeted
+
     def _need_policy(self) -> StorePolicy:
         policy = self._policy
         assert policy is not None, "configure() first"
@@ -505,7 +510,9 @@ class SQLiteStore:
                 nbytes -= leased_bytes
                 if count <= 0:
                     return Claim(None, None)
-                hold = max(paused - now, self._budget_delay(conn, now, policy))
+                hold = 0.0
+                if policy.budgeted:
+                    hold = max(paused - now, self._budget_delay(conn, now, policy))
                 oldest = conn.execute(
                     "SELECT created FROM queue WHERE account = ? AND lease = 0 "
                     "ORDER BY id LIMIT 1",
@@ -519,7 +526,8 @@ class SQLiteStore:
                 lease = self._lease(conn, me, now, policy)
                 if lease is None:
                     return Claim(None, None)
-                lease.permit = self._grant(conn, me, now)
+                if policy.budgeted:
+                    lease.permit = self._grant(conn, me, now)
                 return Claim(lease, 0.0, count, nbytes)
 
     def _rows(self, conn: sqlite3.Connection) -> int:
@@ -658,8 +666,11 @@ class SQLiteStore:
 
     def acquire(self) -> tuple[Permit | None, float]:
         """`Store.acquire`: A permit for a retry on leased events: (permit, 0.0),
-        or (None, seconds to wait) while the budget or a pause forbids a request."""
+        or (None, seconds to wait) while the budget or a pause forbids a request.
+        A store without a budget grants every request."""
         policy = self._need_policy()
+        if not policy.budgeted:
+            return 0, 0.0
         with self._lock:
             conn = self._connection()
             with self._transaction(conn):
@@ -674,6 +685,8 @@ class SQLiteStore:
     def complete(self, permit: Permit) -> None:
         """`Store.complete`: The request made with `permit` ended (answered or
         failed)."""
+        if not self._budgeted():
+            return
         with self._lock:
             conn = self._connection()
             with self._transaction(conn):
@@ -684,7 +697,9 @@ class SQLiteStore:
 
     def pause(self, seconds: float) -> None:
         """`Store.pause`: Stop every sender of this store for `seconds` (never
-        shortens)."""
+        shortens); nothing for a store without a budget (it sends nothing)."""
+        if not self._budgeted():
+            return
         with self._lock:
             conn = self._connection()
             with self._transaction(conn):
