@@ -29,6 +29,7 @@ from .errors import (
 from .events import Event
 from .logging import BentoHandler
 from .queues import Store, StoreStats
+from .sync import sync_subscribers
 from .wsgi import BentoWSGIMiddleware
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "shutdown",
     "signals",
     "stats",
+    "sync_subscribers",
     "track",
     "track_event",
     "unsubscribe_subscriber",

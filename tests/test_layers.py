@@ -185,6 +185,7 @@ def test_public_surface_is_pinned() -> None:
         "shutdown",
         "signals",
         "stats",
+        "sync_subscribers",
         "track",
         "track_event",
         "unsubscribe_subscriber",

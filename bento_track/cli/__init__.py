@@ -6,6 +6,7 @@
     bento-track send-event TYPE --email E   send one event
     bento-track send-email --to ... --from ... --subject ... --html ...
     bento-track import-subscribers FILE.csv [--encoding latin-1]
+    bento-track sync-subscribers --from-csv FILE.csv   resumable, in the budget
     bento-track store sqlite:////path/bento.db   what a durable store holds
 
 Commands that talk to Bento read `BENTO_SITE_UUID`, `BENTO_PUBLISHABLE_KEY`,
@@ -338,8 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import_subscribers)
 
     from .store import add_store_command
+    from .sync_subscribers import add_sync_command
 
     add_store_command(sub)
+    add_sync_command(sub, _add_connection_options)
     return parser
 
 

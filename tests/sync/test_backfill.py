@@ -1,0 +1,236 @@
+"""`sync_subscribers()` against the emulator over loopback: batches of 1,000
+(one request each), invalid rows counted by number, the checkpoint after
+each confirmed batch and a rerun continuing there, a dry run that sends
+nothing, and a stop (Bento not confirming, the client dropping) that keeps
+the checkpoint where Bento last confirmed."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bento_track.errors import ConfigurationError
+from bento_track.sync import SyncCheckpoint, sync_subscribers
+
+FAST = dict(requests_per_minute=10_000, flush_interval=5.0)
+
+
+def people(n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [
+        {"email": f"u{i}@example.com", "fields": {"n": i}, "tags": ["member"]}
+        for i in range(start, start + n)
+    ]
+
+
+def batch_rows(emulator: Any) -> list[int]:
+    """Rows in each `/batch/subscribers` request Bento took, in order."""
+    return [
+        r["count"]
+        for r in emulator.inspect.requests()
+        if r["path"].endswith("/batch/subscribers") and r["status"] == 200
+    ]
+
+
+def test_batches_of_a_thousand_each_confirmed(fast_emulator, clients) -> None:
+    client = clients(**fast_emulator.client_kwargs(), **FAST)
+    rows = people(2500)
+    rows.insert(6, {"email": "not-an-email"})
+    rows.insert(9, {"email": "x@example.com", "plan": "pro"})  # a field outside
+    result = sync_subscribers(rows, client=client, progress="off")
+
+    assert result.complete and result.error is None
+    assert (result.rows, result.sent, result.invalid, result.batches) == (
+        2502,
+        2500,
+        2,
+        3,
+    )
+    assert [n for n, _ in result.invalid_rows] == [7, 10]
+    assert "not a well-formed email" in result.invalid_rows[0][1]
+    assert "unknown key(s) plan" in result.invalid_rows[1][1]
+    assert batch_rows(fast_emulator) == [1000, 1000, 500]
+    stored = {s["email"]: s for s in fast_emulator.inspect.subscribers()}
+    assert len(stored) == 2500
+    assert stored["u2499@example.com"]["fields"] == {"n": 2499}
+    assert stored["u0@example.com"]["tags"] == ["member"]
+    assert client.stats().updates_sent == {"upsert": 2500}
+    assert "2,502 rows read: 2,500 sent and confirmed" in result.summary()
+
+
+def interrupted(rows: list[dict[str, Any]], after: int) -> Iterator[dict[str, Any]]:
+    """The rows, until Ctrl-C arrives while row `after + 1` is read."""
+    for i, row in enumerate(rows):
+        if i == after:
+            raise KeyboardInterrupt
+        yield row
+
+
+def test_a_rerun_continues_after_the_last_confirmed_batch(
+    fast_emulator, clients, tmp_path: Path
+) -> None:
+    client = clients(**fast_emulator.client_kwargs(), **FAST)
+    rows = people(2500)
+    path = tmp_path / "sync.json"
+    with pytest.raises(KeyboardInterrupt):
+        sync_subscribers(
+            interrupted(rows, 1500), client=client, checkpoint=path, progress="off"
+        )
+    saved = json.loads(path.read_text())
+    assert (saved["done"], saved["position"], saved["version"]) == (1000, None, 1)
+    assert batch_rows(fast_emulator) == [1000]
+
+    out = io.StringIO()
+    result = sync_subscribers(
+        rows, client=client, checkpoint=path, progress="lines", stream=out
+    )
+    assert result.complete and result.resumed_from == 1000
+    assert (result.rows, result.sent, result.batches) == (1500, 1500, 2)
+    assert batch_rows(fast_emulator) == [1000, 1000, 500]  # nothing sent twice
+    assert len(fast_emulator.inspect.subscribers()) == 2500
+    assert f"resuming after row 1,000 (checkpoint {path})" in out.getvalue()
+    assert "(resumed after row 1,000)" in result.summary()
+    assert not path.exists()  # finished: the next sync starts over
+
+
+def test_rows_with_positions_resume_after_the_last_position(
+    fast_emulator, clients, tmp_path: Path
+) -> None:
+    """A database's rows: the caller's query starts after the checkpoint's
+    position, so no row is read twice."""
+    client = clients(**fast_emulator.client_kwargs(), **FAST)
+    table = [{**row, "position": 10 * i} for i, row in enumerate(people(1200))]
+    path = tmp_path / "db.json"
+    with pytest.raises(KeyboardInterrupt):
+        sync_subscribers(
+            interrupted(table, 1100),
+            client=client,
+            checkpoint=path,
+            source="users",
+            batch_size=500,
+            progress="off",
+        )
+    checkpoint = SyncCheckpoint(path, "users")
+    assert (checkpoint.done, checkpoint.position) == (1000, 9990)
+    after = [row for row in table if row["position"] > checkpoint.position]
+    result = sync_subscribers(
+        after,
+        client=client,
+        checkpoint=checkpoint,
+        total=len(table),
+        batch_size=500,
+        progress="off",
+    )
+    assert result.complete and result.rows == 200 and result.done == 1200
+    assert batch_rows(fast_emulator) == [500, 500, 200]
+
+
+def test_a_checkpoint_of_another_input_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "sync.json"
+    SyncCheckpoint(path, "csv sha256:aaa").save(3000, None)
+    with pytest.raises(ConfigurationError, match="--restart"):
+        SyncCheckpoint(path, "csv sha256:bbb")
+    assert SyncCheckpoint(path, "csv sha256:bbb", restart=True).done == 0
+    path.write_text("not json")
+    with pytest.raises(ConfigurationError, match="not a bento_track sync checkpoint"):
+        SyncCheckpoint(path, "csv sha256:aaa")
+
+
+def test_a_dry_run_sends_nothing_and_shows_three_rows(
+    fast_emulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "sync.json"
+    rows = people(2100) + [{"email": "bad"}]
+    rows[0] = {
+        "email": "ann@example.com",
+        "fields": {"first_name": "Ann", "plan": "pro"},
+        "tags": "customer,beta",
+        "remove_tags": ["lead"],
+    }
+    result = sync_subscribers(rows, checkpoint=path, dry_run=True, progress="off")
+    assert result.complete and result.dry_run
+    assert (result.rows, result.invalid, result.batches, result.sent) == (
+        2101,
+        1,
+        3,
+        0,
+    )
+    assert result.samples == [
+        {
+            "email": "ann@example.com",
+            "first_name": "Ann",
+            "plan": "pro",
+            "tags": "customer,beta",
+            "remove_tags": "lead",
+        },
+        {"email": "u1@example.com", "n": 1, "tags": "member"},
+        {"email": "u2@example.com", "n": 2, "tags": "member"},
+    ]
+    assert fast_emulator.inspect.requests() == []
+    assert not path.exists()
+    assert result.summary().startswith(
+        "dry run: 2,101 rows read: 2,100 to send in 3 batches, 1 invalid"
+    )
+
+
+def test_bento_not_confirming_stops_with_the_checkpoint_in_place(
+    fast_emulator, clients, tmp_path: Path
+) -> None:
+    path = tmp_path / "sync.json"
+    first = clients(
+        **fast_emulator.client_kwargs(), **FAST, retry_base_delay=0.05
+    )
+    rows = people(2500)
+
+    def failing_after_the_first_batch() -> Iterator[dict[str, Any]]:
+        for i, row in enumerate(rows):
+            if i == 1000:  # Bento goes down once the first batch is in
+                fast_emulator.inspect.fail_next(1_000_000, status=503)
+            yield row
+
+    result = sync_subscribers(
+        failing_after_the_first_batch(),
+        client=first,
+        checkpoint=path,
+        timeout=0.5,
+        progress="off",
+    )
+    assert not result.complete and result.sent == 1000
+    assert result.error is not None
+    assert "Bento did not confirm rows 1,001-2,000 within 0.5 s" in result.error
+    assert "503" in result.error
+    assert f"the checkpoint {path} keeps row 1,000" in result.error
+    assert json.loads(path.read_text())["done"] == 1000
+    first.shutdown(0)  # the process ends: its unconfirmed batch with it
+
+    fast_emulator.inspect.clear_faults()
+    second = clients(**fast_emulator.client_kwargs(), **FAST)
+    again = sync_subscribers(rows, client=second, checkpoint=path, progress="off")
+    assert again.complete and again.sent == 1500
+    assert batch_rows(fast_emulator) == [1000, 1000, 500]
+    assert len(fast_emulator.inspect.subscribers()) == 2500
+
+
+def test_rows_the_client_drops_stop_the_sync(
+    fast_emulator, clients, tmp_path: Path
+) -> None:
+    """A queue smaller than a batch: the rows it drops are never counted as
+    confirmed."""
+    path = tmp_path / "sync.json"
+    client = clients(**fast_emulator.client_kwargs(), **FAST, max_queue_size=100)
+    result = sync_subscribers(
+        people(300), client=client, checkpoint=path, batch_size=200, progress="off"
+    )
+    assert not result.complete and result.sent == 0
+    assert result.error is not None and "queue_full" in result.error
+    assert not path.exists()  # nothing confirmed, nothing recorded
+
+
+def test_a_client_that_sends_nothing_is_refused(clients) -> None:
+    disabled = clients(disabled=True)
+    with pytest.raises(ConfigurationError, match="sends nothing"):
+        sync_subscribers(people(1), client=disabled)
