@@ -4,6 +4,9 @@ Like Mailpit or MailHog for mail, it lists the events, subscribers, emails,
 commands, tags, fields and requests the emulator received, newest first, and
 updates live by polling the JSON inspection API (the page is static; every
 record is fetched as JSON and put in the DOM as text by `inbox/inbox.js`).
+Subscribers show their fields, tags and when they last changed (`updated_at`:
+an event, command or upsert that touched them), the last changed first, so a
+running subscriber sync shows its work at the top.
 
 Everything it needs ships in `bento_track/emulator/inbox/`: no asset comes
 from the internet, so the page works offline and with the emulator bound to

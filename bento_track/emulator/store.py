@@ -114,7 +114,7 @@ class AccountData:
             people = self._load(db, (e["email"] for e in events))
             seen_tags: list[str] = []
             for event in events:
-                person = self._person(people, event["email"])
+                person = self._touch(people, event["email"])
                 person["fields"].update(event.get("fields") or {})
                 kind = event["type"]
                 details = event.get("details") or {}
@@ -150,7 +150,7 @@ class AccountData:
             self._change_email(db, command["email"], str(query))
             return
         people = self._load(db, [command["email"]])
-        person = self._person(people, command["email"])
+        person = self._touch(people, command["email"])
         seen_tags: list[str] = []
         if name in ("add_tag", "add_tag_via_event"):
             self._tag(person, [str(query)])
@@ -186,7 +186,7 @@ class AccountData:
         if new_key in people:
             return
         existed = old_key in people
-        person = self._person(people, old)
+        person = self._touch(people, old)
         person["email"] = new_key
         if existed:
             # An UPDATE keeps the row, so the subscriber's numeric id stays.
@@ -213,11 +213,20 @@ class AccountData:
                 found[email] = json.loads(data)
         return found
 
+    @classmethod
+    def _touch(cls, people: dict[str, dict[str, Any]], email: str) -> dict[str, Any]:
+        """`_person`, about to change: its `updated_at` is now (the inbox
+        shows when each subscriber last changed)."""
+        person = cls._person(people, email)
+        person["updated_at"] = _now()
+        return person
+
     @staticmethod
     def _person(people: dict[str, dict[str, Any]], email: str) -> dict[str, Any]:
         key = _key(email)
         person = people.get(key)
         if person is None:
+            now = _now()
             person = people[key] = {
                 "uuid": str(uuid.uuid4()),
                 "email": key,
@@ -226,7 +235,8 @@ class AccountData:
                 "fields": {},
                 "tags": [],
                 "unsubscribed_at": None,
-                "created_at": _now(),
+                "created_at": now,
+                "updated_at": now,
             }
         return person
 
@@ -265,7 +275,7 @@ class AccountData:
         with self._tx() as db:
             people = self._load(db, (r["email"] for r in rows))
             for row in rows:
-                person = self._person(people, row["email"])
+                person = self._touch(people, row["email"])
                 for key, value in row.items():
                     if key == "email":
                         continue

@@ -109,6 +109,30 @@
     return el("span", { class: "cell " + cls, title }, content);
   }
 
+  // A subscriber's tags, one chip each.
+  function tagList(tags) {
+    return el("span", { class: "taglist" }, ...(tags || []).map((t) => el("span", { class: "tag", text: str(t) })));
+  }
+
+  // A subscriber's fields as name = value pairs; the rest in the JSON below.
+  const FIELDS_SHOWN = 8;
+  function fieldList(fields) {
+    const entries = Object.entries(fields || {});
+    const shown = entries.slice(0, FIELDS_SHOWN).map(([k, v]) =>
+      el(
+        "span",
+        { class: "field" },
+        el("span", { class: "k", text: k }),
+        " = ",
+        el("span", { class: "v", text: v === null ? "null" : compact(v, 60) }),
+      ),
+    );
+    if (entries.length > FIELDS_SHOWN) {
+      shown.push(el("span", { class: "muted", text: `+${entries.length - FIELDS_SHOWN} more` }));
+    }
+    return el("span", { class: "fieldlist" }, ...shown);
+  }
+
   // -- what each kind looks like ---------------------------------------------
 
   function eventExtras(d) {
@@ -154,23 +178,26 @@
       url: "/subscribers",
       typeLabel: "Status",
       byEmail: true,
+      order: "last changed first", // by `version`: a sync's work shows on top
       hint: "No subscribers yet. Events, imports and commands create them.",
       describe(d) {
         const status = d.unsubscribed_at ? "unsubscribed" : "subscribed";
         const name = [d.first_name, d.last_name].filter(Boolean).join(" ");
-        const tags = (d.tags || []).map((t) => "#" + t).join(" ");
+        const changed = d.updated_at || d.created_at;
         return {
           key: str(d.uuid),
+          // A change highlights the row as new records are, on any tab.
+          version: str(changed),
           raw: d,
           type: status,
           emails: [str(d.email)],
           cells: [
             cell("email", str(d.email)),
             cell("name", name),
-            cell("tags", tags),
-            cell("detail", isEmpty(d.fields) ? "" : "fields " + compact(d.fields)),
+            cell("tags", tagList(d.tags)),
+            cell("fields", fieldList(d.fields)),
             cell("status", badge(status, status)),
-            cell("time", clock(d.created_at), d.created_at),
+            cell("time changed", "changed " + clock(changed), `created ${str(d.created_at)}, last changed ${str(changed)}`),
           ],
         };
       },
@@ -532,7 +559,7 @@
     if (!all.length) note = state.loaded ? kind.hint : "Loading…";
     else if (!shown.length) note = `None of the ${all.length} ${kind.label.toLowerCase()} match the filters.`;
     else if (shown.length > visible.length) note = `Newest ${visible.length} of ${shown.length} shown.`;
-    else note = `${shown.length} of ${all.length} ${kind.label.toLowerCase()}, newest first.`;
+    else note = `${shown.length} of ${all.length} ${kind.label.toLowerCase()}, ${kind.order || "newest first"}.`;
     $("note").textContent = note;
   }
 
@@ -582,10 +609,16 @@
       KINDS.forEach((kind, i) => {
         const seen = state.seen[kind.id];
         const records = lists[i].map((r) => kind.describe(r)).reverse();
+        if (kind.order) {
+          // ISO times sort as text; the sort is stable, so ties stay newest first.
+          records.sort((a, b) => (a.version < b.version) - (a.version > b.version));
+        }
         for (const r of records) {
-          // Highlight what arrived while the page was open, on any tab.
-          if (state.loaded && !seen.has(r.key)) r.arrived = now;
-          seen.add(r.key);
+          // Highlight what arrived (or changed) while the page was open, on
+          // any tab.
+          const mark = r.version ? `${r.key}#${r.version}` : r.key;
+          if (state.loaded && !seen.has(mark)) r.arrived = now;
+          seen.add(mark);
         }
         state.data[kind.id] = records;
       });
