@@ -1,7 +1,7 @@
 """The documentation's Python snippets run.
 
-Every fenced Python block of README.md (of every file in `DOCUMENTS`) is
-one of:
+Every fenced Python block of README.md and of the docs site's pages
+(`DOCUMENTS`: docs/**/*.md) is one of:
 
 - a script: run in a fresh interpreter with the `BENTO_*` variables naming
   an emulator, as a reader would run it with `bento-track emulator` going;
@@ -19,9 +19,9 @@ one of:
 
   Fragments are not run; anything else that is Python is.
 
-`code_blocks(path)` and `run_block()` are the whole mechanism: a docs site
-reuses them for its pages by adding them to `DOCUMENTS` (or calling them
-from its own test module).
+`code_blocks(path)` and `run_block()` are the whole mechanism; a page added
+under docs/ is covered as it is (tests/test_docs.py checks the rest of the
+site).
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ import pytest
 from bento_track.emulator import EmulatorServer
 
 ROOT = Path(__file__).resolve().parent.parent
-#: the Markdown files whose Python blocks must run or be marked
-DOCUMENTS = [ROOT / "README.md"]
+#: the Markdown files whose Python blocks must run or be marked: the README
+#: and every page of the docs site
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>```+|~~~+)\s*(?P<language>[\w+-]*)")
 FRAGMENT = re.compile(r"^\s*<!--\s*fragment\b.*-->\s*$")
@@ -203,16 +204,11 @@ def test_every_python_block_is_run_or_marked() -> None:
 
 
 def test_the_testing_section_runs_whole() -> None:
-    """The README's "Testing your app" section has no fragment: its blocks
-    are run by pytest, so every fixture they use is defined there or by
-    the plugin (a missing one is pytest's `fixture 'client' not found`)."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-    start = readme.index("## Testing your app") + 1
-    end = next(i for i in range(start, len(readme)) if readme[i].startswith("## "))
-    section = [
-        b for b in code_blocks(ROOT / "README.md") if start < b.line <= end and b.python
-    ]
-    assert section, "the Testing section has no Python block"
+    """The docs' "Testing your app" page has no fragment: its blocks are run
+    by pytest, so every fixture they use is defined there or by the plugin
+    (a missing one is pytest's `fixture 'client' not found`)."""
+    section = [b for b in code_blocks(ROOT / "docs" / "testing.md") if b.python]
+    assert section, "the Testing page has no Python block"
     assert not [b.name for b in section if b.fragment]
     assert any(b.test_module for b in section)
 
