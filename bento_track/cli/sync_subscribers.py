@@ -1,5 +1,5 @@
 """`bento-track sync-subscribers --from-csv FILE`: every row of a CSV file
-to Bento's subscribers through the delivery pipeline, resumably.
+to Bento's subscribers within the request budget, resumably.
 
     bento-track sync-subscribers --from-csv users.csv [--dry-run]
         [--checkpoint users.csv.bento-sync.json] [--restart]
@@ -7,10 +7,11 @@ to Bento's subscribers through the delivery pipeline, resumably.
 
 The file is read as `import-subscribers` reads it (an `email` column; `tags`
 and `remove_tags` as "a,b"; every other column a field; bad rows reported
-by line). Rows go out in batches of up to 1,000, each confirmed by Bento
-before the next, within the request budget: pass the app's store
-(`--store`, or `BENTO_STORE`) and the sync shares the budget (and any 429
-pause) with the app's running processes instead of competing with them.
+by line). Rows go out in batches of up to 1,000, one request each, each
+confirmed by Bento before the next, within the request budget: pass the
+app's store (`--store`, or `BENTO_STORE`) and the sync shares the budget
+(and any 429 pause) with the app's running processes instead of competing
+with them.
 
 Resuming: after each confirmed batch the checkpoint file (default: beside
 the CSV, `FILE.bento-sync.json`) records how many rows are done; run the
@@ -48,8 +49,8 @@ def add_sync_command(
     the connection options `add_connection_options` adds."""
     p = sub.add_parser(
         "sync-subscribers",
-        help="sync subscribers from a CSV file through the delivery pipeline "
-        "(resumable, within the request budget)",
+        help="sync subscribers from a CSV file (resumable, within the app's "
+        "request budget)",
     )
     p.add_argument(
         "--from-csv",

@@ -1,5 +1,5 @@
-"""Subscriber syncs: every user of an app to Bento's subscribers, through
-the delivery pipeline, resumable from a checkpoint file.
+"""Subscriber syncs: every user of an app to Bento's subscribers, within
+the request budget the app's events spend, resumable from a checkpoint file.
 
 ```python
 from bento_track.sync import sync_subscribers

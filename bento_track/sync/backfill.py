@@ -1,24 +1,35 @@
 """`sync_subscribers()`: every row of an iterable of dicts to Bento's
-`/batch/subscribers`, through the client's delivery pipeline, resumably.
+`/batch/subscribers`, within the account's request budget, resumably.
 
-Rows go to the client in batches of up to 1,000 (`upsert_subscriber()`),
-and each batch is confirmed with `flush()` before the next one is queued:
-the same queue, store, request budget (shared with the app's own events by
-a SQLite or Redis store), 429 pauses, retries and bisection as everything
-else the app sends. After each confirmed batch the checkpoint records how
-far the sync is, so a sync that stops (killed, Ctrl-C, Bento unreachable
-past `timeout`) resumes at the first batch Bento had not confirmed: at most
-that one batch is sent again.
+Rows are validated as `upsert_subscriber()` validates them and sent in
+batches of up to 1,000, one request each, each spending one permit of the
+client's request budget (`Client.request_permit`): the budget the delivery
+thread spends on the app's events, shared with every process of the app by
+a SQLite or Redis store, and paused for all of them by a 429. A batch's rows
+are merged per email exactly as the pipeline merges queued upserts. 429, 408,
+5xx and network errors are retried (each try a new permit) until the batch's
+`timeout`; a batch Bento refuses (400/422) is split in halves to find the
+rows it refuses, as the pipeline bisects.
 
-Why batch by batch rather than all at once: a queue of 10,000,000 rows would
-sit in memory (or the store) with nothing saying which of them Bento has; a
-confirmed batch is a place to resume from.
+After each batch Bento confirmed, the checkpoint records how far the sync
+is, so a sync that stops (killed, Ctrl-C, Bento unreachable past `timeout`)
+resumes at the first batch Bento had not answered: the one batch that was in
+flight is the most that is ever sent again.
+
+Why not `upsert_subscriber()` and `flush()`: with a durable store a batch
+queued by a process that is killed stays in the store, and the store sends
+it (it cannot know whether Bento got it), so a rerun that sends it again
+makes two copies; and a queued batch may leave in two requests when the
+app's events land between its rows. One request per batch, answered before
+the checkpoint moves, has neither problem.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sized
 from dataclasses import dataclass, field
@@ -26,9 +37,11 @@ from typing import Any
 
 from .._default import get_client
 from .._delivery.kinds import merge_upserts
+from .._transport.requests import retry_delay
+from ..api import BentoAPI
 from ..client import Client
 from ..config import check_number
-from ..errors import ConfigurationError, InvalidEventError
+from ..errors import APIError, ConfigurationError, InvalidEventError
 from ..subscribers import SubscriberUpsert, build_upsert
 from .checkpoint import Position, SyncCheckpoint
 from .progress import Progress
@@ -42,6 +55,10 @@ ROW_KEYS = ("email", "fields", "tags", "remove_tags", "position")
 #: invalid rows remembered by number and reason (all are counted)
 _KEEP_INVALID = 1000
 _SAMPLES = 3
+#: tries of one request (the batch's `timeout` usually ends them first)
+_MAX_TRIES = 20
+#: what Bento says of rows it refuses: bisected to the rows themselves
+_REFUSED = (400, 422)
 
 
 @dataclass
@@ -51,15 +68,17 @@ class SyncResult:
     Attributes:
         rows: rows read in this run (rows the checkpoint skipped not counted).
         sent: rows Bento confirmed in this run.
-        batches: batches confirmed (one `/batch/subscribers` request each,
-            unless the store split one), or that a dry run would send.
+        batches: batches Bento confirmed (one `/batch/subscribers` request
+            each, more for a batch it refused and that was bisected), or
+            that a dry run would send.
+        requests: requests made (retries and bisection halves included).
         invalid: rows skipped as invalid (all of them, counted).
         invalid_rows: (row number, reason) of the first 1,000 of them.
         resumed_from: rows behind the sync when it started (the checkpoint's).
         done: rows behind the sync when it ended.
-        rejected: records the client counted as rejected by Bento (400/422
-            after bisection) while the sync ran; with a store shared by
-            other processes, theirs are counted too.
+        rejected: rows Bento refused (400/422, isolated by bisection);
+            their reasons are in `rejected_rows`.
+        rejected_rows: (email, Bento's answer) of the first 1,000 of them.
         complete: every row was read and confirmed (or skipped as invalid).
         error: why the sync stopped early, or None.
         dry_run: nothing was sent (`sync_subscribers(dry_run=True)`).
@@ -71,11 +90,13 @@ class SyncResult:
     rows: int = 0
     sent: int = 0
     batches: int = 0
+    requests: int = 0
     invalid: int = 0
     invalid_rows: list[tuple[int, str]] = field(default_factory=list)
     resumed_from: int = 0
     done: int = 0
     rejected: int = 0
+    rejected_rows: list[tuple[str, str]] = field(default_factory=list)
     complete: bool = False
     error: str | None = None
     dry_run: bool = False
@@ -98,7 +119,7 @@ class SyncResult:
             f"Bento in {self.batches:,} batches, {self.invalid:,} invalid rows skipped"
         )
         if self.rejected:
-            text += f", {self.rejected:,} records rejected by Bento"
+            text += f", {self.rejected:,} rows refused by Bento"
         text += f"; {self.seconds:.1f} s"
         if not self.complete:
             text += f"; stopped: {self.error}"
@@ -161,69 +182,85 @@ class _Run:
         timeout: float,
     ) -> None:
         self.client = client
+        self.api = BentoAPI(config=client.config, max_retries=0) if client else None
         self.checkpoint = checkpoint
         self.result = result
         self.progress = progress
         self.timeout = timeout
         self.batch: list[SubscriberUpsert] = []
         self.first = 0  # the row number of the batch's first row
+        self._pause = threading.Event()  # never set: an interruptible sleep
+        self._last: str | None = None  # Bento's last error answer
+
+    def close(self) -> None:
+        """Close the HTTP connection."""
+        if self.api is not None:
+            self.api.close()
 
     def send(self, done: int, position: Position | None) -> None:
-        """Send the batch and wait for Bento's confirmation; then `done` rows
-        are behind the sync, the last at `position`."""
+        """Send the batch and wait for Bento's answer; then `done` rows are
+        behind the sync, the last at `position`."""
         batch, self.batch = self.batch, []
         result = self.result
         if batch:
+            rows = merge_upserts([u.encode() for u in batch])
             if self.client is None:  # a dry run
                 if len(result.samples) < _SAMPLES:
-                    take = batch[: _SAMPLES - len(result.samples)]
-                    result.samples += merge_upserts([u.encode() for u in take])
+                    result.samples += rows[: _SAMPLES - len(result.samples)]
             else:
-                self._deliver(batch, done)
+                deadline = time.monotonic() + self.timeout
+                what = f"rows {self.first:,}-{done:,}"
+                refused = result.rejected
+                self._deliver(rows, deadline, what)
+                result.sent += len(batch) - (result.rejected - refused)
             result.batches += 1
         if self.checkpoint is not None and self.client is not None:
             self.checkpoint.save(done, position)
         result.done = done
         self.progress.update(done)
 
-    def _deliver(self, batch: list[SubscriberUpsert], done: int) -> None:
-        client = self.client
-        assert client is not None
-        before = client.stats()
-        refused = 0
-        upsert = client.upsert_subscriber
-        # A tight loop over validated rows: the batch reaches the queue (and
-        # a durable store) as one group, not mixed with the app's events.
-        for row in batch:
-            if upsert(row.email, row.fields, row.tags, row.remove_tags) is None:
-                refused += 1
-        confirmed = client.flush(self.timeout)
-        after = client.stats()
-        dropped = sum(after.dropped.values()) - sum(before.dropped.values())
-        rows = f"rows {self.first:,}-{done:,}"
-        if refused or dropped > 0:
-            reasons = {
-                k: v - before.dropped.get(k, 0)
-                for k, v in after.dropped.items()
-                if v > before.dropped.get(k, 0)
-            }
-            raise _Stopped(
-                f"the client dropped {max(refused, dropped):,} of {rows} "
-                f"({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items())) or 'refused'}); "
-                "a shut-down client, or a queue smaller than a batch "
-                "(max_queue_size, max_store_bytes)"
-            )
-        if not confirmed:
-            why = (
-                "Bento refused the credentials"
-                if after.auth_failed
-                else after.last_error or "no answer yet"
-            )
-            raise _Stopped(
-                f"Bento did not confirm {rows} within {self.timeout:g} s ({why})"
-            )
-        self.result.sent += len(batch)
-        self.result.rejected += max(0, after.rejected - before.rejected)
+    def _deliver(self, rows: list[dict[str, Any]], deadline: float, what: str) -> None:
+        """One request for `rows` within the budget, tried until `deadline`;
+        a refusal (400/422) is bisected down to the rows Bento refuses."""
+        assert self.client is not None and self.api is not None
+        tries = 0
+        while True:
+            tries += 1
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise TimeoutError("time ran out")
+                with self.client.request_permit(timeout=left):
+                    self.result.requests += 1
+                    self.api.import_subscribers(rows)
+                return
+            except TimeoutError as exc:
+                raise _Stopped(
+                    f"Bento did not confirm {what} within {self.timeout:g} s "
+                    f"({self._last or exc})"
+                ) from None
+            except APIError as error:
+                self._last = str(error)
+                if error.status in _REFUSED:
+                    self._bisect(rows, deadline, what, error)
+                    return
+                delay = retry_delay(error, tries, _MAX_TRIES, random.random)
+                if delay is None:
+                    raise _Stopped(f"Bento refused {what}: {error}") from None
+                if error.status != 429:  # a 429 paused the budget already
+                    self._pause.wait(max(0.0, min(delay, deadline - time.monotonic())))
+
+    def _bisect(
+        self, rows: list[dict[str, Any]], deadline: float, what: str, error: APIError
+    ) -> None:
+        if len(rows) == 1:
+            self.result.rejected += 1
+            if len(self.result.rejected_rows) < _KEEP_INVALID:
+                self.result.rejected_rows.append((rows[0]["email"], str(error)))
+            return
+        half = len(rows) // 2
+        self._deliver(rows[:half], deadline, what)
+        self._deliver(rows[half:], deadline, what)
 
 
 def sync_subscribers(
@@ -241,8 +278,9 @@ def sync_subscribers(
     timeout: float = 120.0,
 ) -> SyncResult:
     """Create or update every subscriber in `rows` in Bento, in batches of
-    `batch_size` (up to 1,000) through `client`'s delivery pipeline (default:
-    the default client), each batch confirmed by Bento before the next.
+    `batch_size` (up to 1,000), one request each within `client`'s request
+    budget (default: the default client's, shared with the app's events by
+    its store), each batch answered by Bento before the next.
 
     A row is a dict: `{"email": "ann@example.com", "fields": {"plan":
     "pro"}, "tags": ["customer"], "remove_tags": ["lead"], "position": 42}`
@@ -344,6 +382,7 @@ def sync_subscribers(
         if saved is not None and not dry_run:
             saved.clear()
     finally:
+        run.close()
         result.seconds = time.monotonic() - began
         bar.close()
     return result

@@ -1,8 +1,9 @@
 """`sync_subscribers()` against the emulator over loopback: batches of 1,000
-(one request each), invalid rows counted by number, the checkpoint after
-each confirmed batch and a rerun continuing there, a dry run that sends
-nothing, and a stop (Bento not confirming, the client dropping) that keeps
-the checkpoint where Bento last confirmed."""
+(one request each, from the client's budget), invalid rows counted by
+number, the checkpoint after each confirmed batch and a rerun continuing
+there, a dry run that sends nothing, a stop (Bento not confirming) that
+keeps the checkpoint where Bento last confirmed, and a refused batch
+bisected."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def test_batches_of_a_thousand_each_confirmed(fast_emulator, clients) -> None:
     assert len(stored) == 2500
     assert stored["u2499@example.com"]["fields"] == {"n": 2499}
     assert stored["u0@example.com"]["tags"] == ["member"]
-    assert client.stats().updates_sent == {"upsert": 2500}
+    assert result.requests == 3
+    assert client.stats().store.budget_used == 3  # the client's budget spent
     assert "2,502 rows read: 2,500 sent and confirmed" in result.summary()
 
 
@@ -205,29 +207,42 @@ def test_bento_not_confirming_stops_with_the_checkpoint_in_place(
     assert "503" in result.error
     assert f"the checkpoint {path} keeps row 1,000" in result.error
     assert json.loads(path.read_text())["done"] == 1000
-    first.shutdown(0)  # the process ends: its unconfirmed batch with it
 
     fast_emulator.inspect.clear_faults()
-    second = clients(**fast_emulator.client_kwargs(), **FAST)
-    again = sync_subscribers(rows, client=second, checkpoint=path, progress="off")
+    again = sync_subscribers(rows, client=first, checkpoint=path, progress="off")
     assert again.complete and again.sent == 1500
     assert batch_rows(fast_emulator) == [1000, 1000, 500]
     assert len(fast_emulator.inspect.subscribers()) == 2500
 
 
-def test_rows_the_client_drops_stop_the_sync(
-    fast_emulator, clients, tmp_path: Path
-) -> None:
-    """A queue smaller than a batch: the rows it drops are never counted as
-    confirmed."""
-    path = tmp_path / "sync.json"
-    client = clients(**fast_emulator.client_kwargs(), **FAST, max_queue_size=100)
-    result = sync_subscribers(
-        people(300), client=client, checkpoint=path, batch_size=200, progress="off"
-    )
-    assert not result.complete and result.sent == 0
-    assert result.error is not None and "queue_full" in result.error
-    assert not path.exists()  # nothing confirmed, nothing recorded
+def test_a_refused_batch_is_bisected(fast_emulator, clients) -> None:
+    """Bento's 422 for a batch: halves are tried, each with a permit of its
+    own, down to single rows, which are counted as refused."""
+    client = clients(**fast_emulator.client_kwargs(), **FAST)
+    fast_emulator.inspect.fail_next(3, status=422)
+    result = sync_subscribers(people(1000), client=client, progress="off")
+    assert result.complete and (result.sent, result.rejected) == (1000, 0)
+    sizes = [(r["count"], r["status"]) for r in fast_emulator.inspect.requests()]
+    assert sizes == [
+        (1000, 422),
+        (500, 422),
+        (250, 422),
+        (125, 200),
+        (125, 200),
+        (250, 200),
+        (500, 200),
+    ]
+    assert result.requests == 7 and result.batches == 1
+    assert len(fast_emulator.inspect.subscribers()) == 1000
+
+    fast_emulator.inspect.reset()
+    fast_emulator.inspect.set_rate_limit(10_000, 60.0)
+    fast_emulator.inspect.fail_next(2, status=422)
+    refused = sync_subscribers(people(2), client=client, progress="off")
+    assert refused.complete and (refused.sent, refused.rejected) == (1, 1)
+    [(email, why)] = refused.rejected_rows
+    assert email == "u0@example.com" and "422" in why
+    assert "1 rows refused by Bento" in refused.summary()
 
 
 def test_a_client_that_sends_nothing_is_refused(clients) -> None:
