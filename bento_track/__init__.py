@@ -1,5 +1,6 @@
 """bento_track: turn what a Python web app does into Bento events, delivered
-reliably within Bento's limits. See the README for the tour."""
+reliably within Bento's limits. The documentation (`docs/`, served by
+`./scripts/docs`) has a page per task and this reference."""
 
 from . import signals
 from ._capture.request_info import RequestInfo

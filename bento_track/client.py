@@ -178,7 +178,7 @@ class Client:
             for all of them; events survive crashes and restarts and the
             next process delivers what a dead one left. A file that cannot
             be opened or written raises `ConfigurationError` here. See the
-            README's "Many processes, restarts and crashes".
+            documentation's "Many processes, restarts and crashes" (docs/processes.md).
         max_store_bytes: the SQLite store's bound on stored event bytes
             (default 256 MiB; the file is about that size), 1 MiB..16 TiB;
             the `overflow` policy applies when full (`block` drops the
