@@ -183,9 +183,7 @@ def test_bento_not_confirming_stops_with_the_checkpoint_in_place(
     fast_emulator, clients, tmp_path: Path
 ) -> None:
     path = tmp_path / "sync.json"
-    first = clients(
-        **fast_emulator.client_kwargs(), **FAST, retry_base_delay=0.05
-    )
+    first = clients(**fast_emulator.client_kwargs(), **FAST, retry_base_delay=0.05)
     rows = people(2500)
 
     def failing_after_the_first_batch() -> Iterator[dict[str, Any]]:

@@ -22,7 +22,7 @@ AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 class BentoTrackConfig(AppConfig):  # type: ignore[misc]
     """Configures the default client from the `Client` options in
     `BENTO_TRACK` (if any; otherwise it is built from the `BENTO_*`
-    variables on first use) and connects `auth_events`."""
+    variables on first use) and connects `auth_events` and `subscribers`."""
 
     name = "bento_track.integrations.django"
     label = "bento_track"
@@ -31,9 +31,9 @@ class BentoTrackConfig(AppConfig):  # type: ignore[misc]
 
     def ready(self) -> None:
         """Called by Django at startup: read `BENTO_TRACK`, configure the
-        default client, connect the auth signals if asked, and register the
-        middleware-order check. Raises `ImproperlyConfigured` for bad
-        settings."""
+        default client, connect the auth and subscriber signals if asked,
+        and register the middleware-order check. Raises
+        `ImproperlyConfigured` for bad settings."""
         options = load_options()
         if options.client:
             configure_client(options.client)
@@ -41,6 +41,10 @@ class BentoTrackConfig(AppConfig):  # type: ignore[misc]
             from . import auth
 
             auth.connect()
+        if options.subscribers is not None:
+            from . import subscribers
+
+            subscribers.connect(subscribers.load_config(options.subscribers))
         checks.register(check_middleware_order)
 
 

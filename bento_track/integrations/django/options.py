@@ -18,8 +18,9 @@ __all__ = ["CLIENT_OPTIONS", "DjangoOptions", "load_options"]
 MIDDLEWARE_OPTIONS = frozenset(
     {"events", "status", "facts", "attach_facts", "request_id_header"}
 )
-#: "email": the email backend's options, read by `email.EmailBackend`
-OWN_OPTIONS = frozenset({"identify", "auth_events", "email"})
+#: "email": the email backend's options, read by `email.EmailBackend`;
+#: "subscribers": the user model's sync, read by `subscribers.load_config`
+OWN_OPTIONS = frozenset({"identify", "auth_events", "email", "subscribers"})
 
 IdentifyRequest = Callable[[Any], "str | None"]
 
@@ -32,6 +33,9 @@ class DjangoOptions:
     middleware: dict[str, Any] = field(default_factory=dict)
     identify: IdentifyRequest | None = None
     auth_events: bool = False
+    #: `BENTO_TRACK["subscribers"]` as written (None: not set, or False);
+    #: checked by `subscribers.load_config` once the models are loaded
+    subscribers: Any = None
 
 
 def load_options() -> DjangoOptions:
@@ -72,6 +76,9 @@ def load_options() -> DjangoOptions:
         middleware={k: v for k, v in raw.items() if k in MIDDLEWARE_OPTIONS},
         identify=identify,
         auth_events=bool(raw.get("auth_events", False)),
+        subscribers=None
+        if raw.get("subscribers") in (None, False)
+        else raw["subscribers"],
     )
 
 
