@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 from bento_track.emulator import EmulatorServer
-from tests.helpers import in_process_group
+from tests.support.processes import in_process_group
 
 FLEET = int(os.environ.get("FLEET", "8"))
 EVENTS = int(os.environ.get("EVENTS", "400"))

@@ -1,44 +1,33 @@
 """Helpers the test suites share: waiting on a condition with a deadline,
-reading what the emulator and child processes report, starting children in
-a process group on every supported Python."""
+and reading what the emulator received. (Child processes, ports and a
+redis-server of the tests' own are in `tests/support`.)"""
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable
-from functools import partial
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll `predicate` until true; fail the test at the deadline (no bare sleep)."""
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition"
+) -> T:
+    """Poll `predicate` until it returns something true, and return that;
+    fail the test at the deadline (no bare sleep). Polls every 10 ms at
+    first, then less often (at most every 0.1 s): a poll may be an HTTP
+    request, and the machine may be loaded."""
     deadline = time.monotonic() + timeout
     tick = threading.Event()
-    while not predicate():
+    pause = 0.01
+    while not (result := predicate()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        tick.wait(0.01)
-
-
-def in_process_group(group: int | None) -> dict[str, Any]:
-    """`subprocess.Popen` keyword arguments that start the child in process
-    group `group` (0: a new group the child leads; None: the caller's).
-    `Popen(process_group=...)` is new in Python 3.11; on 3.10 the child joins
-    the group itself, between fork and exec."""
-    if group is None:
-        return {}
-    if sys.version_info >= (3, 11):
-        return {"process_group": group}
-    return {"preexec_fn": partial(os.setpgid, 0, group)}
-
-
-def last_json(text: str) -> Any:
-    """The JSON document on the last line of a child process's output."""
-    return json.loads(text.strip().splitlines()[-1])
+            raise AssertionError(f"{what} not met within {timeout} s")
+        tick.wait(pause)
+        pause = min(pause * 1.5, 0.1)
+    return result
 
 
 def max_in_window(times: list[float], window: float) -> int:

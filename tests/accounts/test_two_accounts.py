@@ -9,7 +9,7 @@ import json
 
 from bento_track.cli.store import describe
 
-from ..store.conftest import last_json, start_script
+from ..support.processes import finish, last_json, start_script
 
 WRITER = """
 import json, sys, bento_track
@@ -44,12 +44,7 @@ def run_writers(store_url, emulators, jobs, flush=60.0):
                 WRITER, store_url, json.dumps(kwargs), account, first, n, flush
             )
         )
-    results = []
-    for child in children:
-        out, err = child.communicate(timeout=180)
-        assert child.returncode == 0, err
-        results.append((last_json(out), err))
-    return results
+    return [(last_json(out), err) for out, err in finish(children)]
 
 
 def arrived(emulator):

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..helpers import last_json, wait_until
-from ..store.conftest import run_script
+from ..helpers import wait_until
+from ..support.processes import last_json, run_script
 
 #: Import bento_track, then make a first send in each way it can go (a 5xx,
 #: a 429, a 2xx; with the memory and the SQLite store; a refused connection,

@@ -1,93 +1,52 @@
-"""Accounts on one Redis database: each account's queue, budget and pause
-are its own; keys written before stores knew accounts are never claimed,
-are counted as unassigned, and move only when an operator adopts them
-(`adopt_legacy`, `bento-track store URL --adopt`)."""
+"""Accounts on one Redis database, in what only Redis does: each account's
+keys are named by a digest (that each account's queue, budget and pause are
+its own is the store contract's); keys written before stores knew accounts
+are never claimed, are counted as unassigned, and move only when an
+operator adopts them (`adopt_legacy`, `bento-track store URL --adopt`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-import pytest
 import redis
 
 from bento_track._delivery.batcher import encode_event
-from bento_track._delivery.clock import FakeClock
 from bento_track.cli import main
 from bento_track.events import Event
-from bento_track.queues import Account, StorePolicy
-from bento_track.queues.redis import RedisStore, adopt_legacy, open_redis_store
+from bento_track.queues import Account
+from bento_track.queues.redis import adopt_legacy
 
-from .conftest import seqs, wait_until
+from ..helpers import seqs, wait_until
+from ..support.redis_server import namespace_of
+from ..support.stores import RedisStores
 
-POLICY = StorePolicy(
-    max_count=10,
-    max_bytes=10_000,
-    flush_interval=5.0,
-    requests_per_window=1,
-    window=1.0,
-)
 ALPHA = Account("http://127.0.0.1:9/api/v1", "site-alpha", "pk-alpha")
 BRAVO = Account("http://127.0.0.1:9/api/v1", "site-bravo", "pk-bravo")
 
 
-def recs(tag: str, n: int, first: int = 0) -> list[bytes]:
+def tagged(tag: str, n: int, first: int = 0) -> list[bytes]:
     return [b'{"%s":%d}' % (tag.encode(), i) for i in range(first, first + n)]
 
 
-def namespace_of(url: str) -> str:
-    return url.partition("namespace=")[2].partition("&")[0]
+def of(stores: RedisStores, account: Account, **options: Any) -> Any:
+    """A process of `account` (a request a second) on the test's namespace."""
+    policy = replace(stores.policy, requests_per_window=1, account=account)
+    return stores.open(policy, **options)
 
 
-@pytest.fixture
-def make_store(redis_url: str) -> Iterator[Callable[..., RedisStore]]:
-    """Processes of an account on one namespace."""
-    made: list[RedisStore] = []
-
-    def make(account: Account, url: str = redis_url, **options: Any) -> RedisStore:
-        suffix = "".join(f"&{k}={v}" for k, v in options.items())
-        store = open_redis_store(url + suffix, max_bytes=2**20)
-        store.stats_wait = 5.0  # exact figures: a loaded machine may be slow
-        store.configure(replace(POLICY, account=account), FakeClock())
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        store.close()
-
-
-def test_two_accounts_on_one_database_claim_budget_and_pause_apart(
-    make_store, redis_server, redis_url
+def test_keys_name_each_account_by_a_digest_never_by_its_keys(
+    stores, redis_server, redis_url
 ) -> None:
-    a1, a2, b = make_store(ALPHA), make_store(ALPHA), make_store(BRAVO)
-    a1.put(recs("a", 15))
-    b.put(recs("b", 5))
-    first = a1.claim(True).lease
-    assert first is not None and first.records == recs("a", 10)
-    # Alpha's budget (1 request a second) is spent; bravo's is its own.
-    theirs = b.claim(True).lease
-    assert theirs is not None and theirs.records == recs("b", 5)
-    held = a2.claim(True)
-    assert held.lease is None and held.budget_bound
-    for store, lease in ((a1, first), (b, theirs)):
-        store.complete(lease.permit)
-        store.ack(lease)
-    # A 429 for alpha pauses alpha's processes, not bravo's.
-    a1.pause(3.0)
-    b.put(recs("b", 3, 5))
-    wait_until(lambda: b.claim(True).lease is not None, 5)
-    paused = a2.claim(True)
-    assert paused.lease is None and paused.budget_bound and paused.delay > 1.0
-    mine = a2.stats()
-    assert mine.site_uuid == "site-alpha" and mine.depth == 5
-    assert mine.paused_until is not None and not mine.stale
-    shown = {s.site_uuid: s for s in mine.accounts}
-    assert shown["site-alpha"].depth == 5 and shown["site-alpha"].paused_until
-    assert shown["site-bravo"].depth == 3 and shown["site-bravo"].paused_until is None
-    assert b.stats().depth == 3 and b.stats().paused_until is None
+    alpha, bravo = of(stores, ALPHA), of(stores, BRAVO)
+    alpha.put(tagged("a", 15))
+    bravo.put(tagged("b", 5))
+    lease = alpha.claim(True).lease
+    assert lease is not None
+    alpha.complete(lease.permit)
+    alpha.ack(lease)
+    alpha.pause(3.0)
     # Keys name each account by a digest; its keys are nowhere in Redis.
     db = redis_server.client()
     try:
@@ -133,15 +92,15 @@ def hold_legacy_chunk(db: redis.Redis, namespace: str) -> None:
 
 
 def test_unassigned_events_are_never_claimed_until_adopted(
-    make_store, redis_server, redis_url
+    stores, redis_server, redis_url
 ) -> None:
     namespace = namespace_of(redis_url)
     db = redis_server.client()
     try:
-        write_legacy(db, namespace, [recs("old", 5, 5 * c) for c in range(3)])
+        write_legacy(db, namespace, [tagged("old", 5, 5 * c) for c in range(3)])
         hold_legacy_chunk(db, namespace)
-        alpha = make_store(ALPHA, visibility_timeout=1)
-        bravo = make_store(BRAVO, visibility_timeout=1)
+        alpha = of(stores, ALPHA, lease_timeout=1)
+        bravo = of(stores, BRAVO, lease_timeout=1)
         for store in (alpha, bravo):  # no guessed account: nobody sends them
             assert store.claim(True).lease is None
         stats = alpha.stats()
@@ -151,7 +110,7 @@ def test_unassigned_events_are_never_claimed_until_adopted(
         assert adopt_legacy(url, ALPHA) == 10
         assert alpha.stats().unassigned == 5 and alpha.stats().depth == 10
         lease = alpha.claim(True).lease
-        assert lease is not None and lease.records == recs("old", 10, 5)
+        assert lease is not None and lease.records == tagged("old", 10, 5)
         alpha.complete(lease.permit)
         alpha.ack(lease)
         assert bravo.claim(True).lease is None  # alpha's now, never bravo's
@@ -178,7 +137,7 @@ def test_unassigned_events_are_never_claimed_until_adopted(
             return bool(got)
 
         wait_until(claimed, 5)
-        assert got[0].records == recs("old", 5)
+        assert got[0].records == tagged("old", 5)
         assert adopt_legacy(url, ALPHA) == 0  # nothing left: a no-op
     finally:
         db.close()

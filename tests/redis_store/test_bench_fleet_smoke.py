@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from .conftest import ROOT
+from ..support.processes import ROOT
 
 
 def test_bench_fleet_runs_with_tiny_numbers() -> None:

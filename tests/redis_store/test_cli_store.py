@@ -6,45 +6,32 @@ from __future__ import annotations
 import json
 import os
 
-from bento_track._delivery.clock import FakeClock
 from bento_track.cli import main
-from bento_track.queues import StorePolicy
-from bento_track.queues.redis import open_redis_store
-
-POLICY = StorePolicy(
-    max_count=10,
-    max_bytes=10_000,
-    flush_interval=5.0,
-    requests_per_window=3,
-    window=1.0,
-)
 
 
-def test_store_command_shows_a_redis_store(redis_server, redis_url, capsys) -> None:
-    store = open_redis_store(redis_url, max_bytes=2**20)
-    store.configure(POLICY, FakeClock())
-    try:
-        store.put([b'{"seq":%d}' % i for i in range(25)])
-        lease = store.claim(False).lease  # held by this process
-        assert lease is not None
-        db = redis_server.client()
-        keys_before = sorted(db.keys("*"))
-        assert main(["store", redis_url]) == 0
-        out = capsys.readouterr().out
-        assert "(Redis, namespace t" in out
-        assert "events     25 (oldest" in out
-        assert "pending    10 events held by 1 processes" in out
-        assert f"10 events (site (none)) by pid {os.getpid()} on " in out
-        assert "budget     1 of 3 requests in the current 1 s window; not paused" in out
-        assert "processes  1 seen in the last minute" in out
-        assert main(["store", redis_url, "--json"]) == 0
-        info = json.loads(capsys.readouterr().out)
-        assert info["kind"] == "redis" and info["depth"] == 25 and info["leased"] == 10
-        assert info["reclaimed"] == 0 and info["lease_list"][0]["events"] == 10
-        assert sorted(db.keys("*")) == keys_before  # it wrote nothing
-        db.close()
-    finally:
-        store.close()
+def test_store_command_shows_a_redis_store(
+    stores, redis_server, redis_url, capsys
+) -> None:
+    store = stores.open()
+    store.put([b'{"seq":%d}' % i for i in range(25)])
+    lease = store.claim(False).lease  # held by this process
+    assert lease is not None
+    db = redis_server.client()
+    keys_before = sorted(db.keys("*"))
+    assert main(["store", redis_url]) == 0
+    out = capsys.readouterr().out
+    assert "(Redis, namespace t" in out
+    assert "events     25 (oldest" in out
+    assert "pending    10 events held by 1 processes" in out
+    assert f"10 events (site (none)) by pid {os.getpid()} on " in out
+    assert "budget     1 of 3 requests in the current 1 s window; not paused" in out
+    assert "processes  1 seen in the last minute" in out
+    assert main(["store", redis_url, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "redis" and info["depth"] == 25 and info["leased"] == 10
+    assert info["reclaimed"] == 0 and info["lease_list"][0]["events"] == 10
+    assert sorted(db.keys("*")) == keys_before  # it wrote nothing
+    db.close()
 
 
 def test_store_command_on_no_store_and_no_server(redis_server, capsys) -> None:

@@ -14,7 +14,7 @@ import redis
 from bento_track.queues import StorePolicy
 from bento_track.queues import redis_scripts as lua
 
-from .conftest import RedisServer
+from ..support.redis_server import RedisServer
 
 POLICY = StorePolicy(
     max_count=10,

@@ -17,16 +17,9 @@ from typing import Any
 
 from bento_track.queues.redis import STATS_WAIT, open_redis_store
 
-from .conftest import (
-    RedisServer,
-    account_prefix,
-    last_json,
-    posts,
-    run_script,
-    seqs,
-    start_script,
-    wait_until,
-)
+from ..helpers import posts, seqs, wait_until
+from ..support.processes import last_json, run_script, start_script
+from ..support.redis_server import RedisServer, account_prefix, namespace_of
 
 #: an app driven line by line from the test: `track FIRST N`, `stats`, `exit`
 APP = """
@@ -130,7 +123,7 @@ def stored(server: RedisServer, url: str, site_uuid: str) -> int:
     """The account's events on the Redis server."""
     db = server.client()
     try:
-        namespace = url.partition("namespace=")[2].partition("&")[0]
+        namespace = namespace_of(url)
         if not db.exists(f"bt:{{{namespace}}}:accounts"):
             return 0
         return int(db.hget(account_prefix(db, namespace, site_uuid) + "tot", "n") or 0)

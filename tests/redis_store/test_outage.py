@@ -16,7 +16,8 @@ import subprocess
 import threading
 import time
 
-from .conftest import last_json, max_in_window, posts, seqs, start_script, wait_until
+from ..helpers import max_in_window, posts, seqs, wait_until
+from ..support.processes import last_json, start_script
 
 OUTAGE = 5.0
 

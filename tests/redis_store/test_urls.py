@@ -16,7 +16,7 @@ from bento_track.errors import ConfigurationError
 from bento_track.queues.redis import open_redis_store
 from bento_track.queues.redis_url import parse_redis_url, redacted
 
-from .conftest import wait_until
+from ..helpers import wait_until
 
 SECRET = "S3cret-pw"
 

@@ -12,11 +12,9 @@ from bento_track.queues import SQLiteStore
 from bento_track.queues.sqlite import SCHEMA_V1
 
 
-def test_store_command_shows_depth_age_leases_and_budget(
-    make_store, tmp_path, capsys
-) -> None:
-    store = make_store()
-    other = make_store()
+def test_store_command_shows_depth_age_leases_and_budget(stores, capsys) -> None:
+    store = stores.open()
+    other = stores.peer(store)
     store.put([b'{"seq":%d}' % i for i in range(25)])
     lease = other.claim(force=False).lease  # held by "another process"
     assert lease is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import json
 
-from .conftest import last_json, start_script
+from ..support.processes import last_json, start_script
 
 OUTAGE = 6.0
 

@@ -1,5 +1,7 @@
-"""The SQLite store on its own: queue, leases, bound, budget, reclaim,
-schema versions and errors. Each `SQLiteStore` object is one process as the
+"""The SQLite store on its own: what only a file does (a lease of another
+host, schema versions, the file's disk, mode and errors, URLs). What every
+store does (queue, bound, budget, pause, reclaim, bisection, accounts) is
+in `tests/store_contract`. Each `SQLiteStore` object is one process as the
 store sees it (its own holder row); time is a FakeClock."""
 
 from __future__ import annotations
@@ -17,185 +19,29 @@ import pytest
 
 import bento_track
 from bento_track.errors import ConfigurationError
-from bento_track.queues import SQLiteStore, StoreError
-from bento_track.queues.procs import is_alive, start_time
+from bento_track.queues import Account, SQLiteStore, StoreError
 from bento_track.queues.sqlite import SCHEMA_V1, SCHEMA_VERSION, adopt_legacy
 from bento_track.queues.url import open_store, sqlite_path
 
-from .conftest import ALPHA, BRAVO, POLICY
+from ..support.stores import POLICY, SQLiteStores, recs
+
+ALPHA = Account("https://app.bentonow.com/api/v1", "site-alpha", "pk-alpha")
 
 
-def recs(*seqs: int) -> list[bytes]:
-    return [b'{"seq":%d}' % s for s in seqs]
-
-
-def test_fifo_lease_ack_and_release(make_store) -> None:
-    store = make_store()
-    assert store.put(recs(*range(25))) == []
-    assert store.outstanding() == 25
-    claim = store.claim(force=False)  # 25 >= 10: a full batch is due now
-    assert claim.lease is not None and claim.lease.records == recs(*range(10))
-    assert claim.count == 25
-    store.complete(claim.lease.permit)
-    store.release(claim.lease)  # put back: the same events come first again
-    again = store.claim(force=False).lease
-    assert again is not None and again.records == recs(*range(10))
-    store.complete(again.permit)
-    store.ack(again)
-    assert store.outstanding() == 15
-    stats = store.stats()
-    assert (stats.depth, stats.leased, stats.leases) == (15, 0, 0)
-    assert stats.nbytes == sum(len(r) + 1 for r in recs(*range(10, 25)))
-
-
-def test_a_partial_batch_waits_for_its_age_unless_forced(make_store) -> None:
-    store = make_store()
-    clock = make_store.clock
-    store.put(recs(1, 2, 3))
-    claim = store.claim(force=False)
-    assert claim.lease is None and claim.delay == pytest.approx(5.0)
-    assert claim.budget_bound is False
-    clock.advance(5.0)
-    lease = store.claim(force=False).lease
-    assert lease is not None and len(lease) == 3
-    store.complete(lease.permit)
-    store.ack(lease)
-    store.put(recs(4))
-    assert store.claim(force=False).lease is None  # waits a new interval
-    forced = store.claim(force=True).lease
-    assert forced is not None and forced.records == recs(4)
-
-
-def test_two_processes_lease_disjoint_batches(make_store) -> None:
-    a, b = make_store(), make_store()
-    a.put(recs(*range(20)))
-    la, lb = a.claim(force=False).lease, b.claim(force=False).lease
-    assert la is not None and lb is not None
-    assert la.records == recs(*range(10)) and lb.records == recs(*range(10, 20))
-    assert a.claim(force=True).lease is None  # nothing left unleased
-    b.ack(la) if False else None  # a lease is settled by its holder only
-    a.ack(la)
-    b.ack(lb)
-    # b delivered a's events: a's outstanding count says so (flush() reads it)
-    assert a.outstanding() == 0 and a.stats().depth == 0
-
-
-def test_halves_of_a_bisected_lease_settle_apart(make_store) -> None:
-    store = make_store()
-    store.put(recs(*range(10)))
-    lease = store.claim(force=False).lease
-    assert lease is not None
-    first, second = lease.split()
-    store.reject(first.split()[0])  # 2 events refused for good
-    store.ack(first.split()[1])
-    assert store.stats().leased == 5
-    store.release(second)
-    stats = store.stats()
-    assert (stats.depth, stats.leased, stats.leases) == (5, 0, 0)
-    assert store.claim(force=True).lease.records == recs(*range(5, 10))
-
-
-def test_byte_bound_drop_newest_and_drop_oldest(make_store, tmp_path) -> None:
-    size = len(recs(0)[0]) + 1  # 9 bytes each
-    newest = make_store(max_bytes=size * 4)
-    assert newest.put(recs(0, 1, 2)) == []
-    assert newest.put(recs(3, 4, 5)) == recs(4, 5)
-    assert newest.stats().depth == 4 and newest.stats().dropped == 2
-    oldest = make_store(
-        replace(POLICY, overflow="drop_oldest"),
-        path=tmp_path / "o.db",
-        max_bytes=size * 4,
-    )
-    oldest.put(recs(0, 1, 2))
-    assert oldest.put(recs(3, 4, 5)) == recs(0, 1)
-    lease = oldest.claim(force=True).lease
-    assert lease is not None and lease.records == recs(2, 3, 4, 5)
-    assert oldest.outstanding() == 4
-
-
-def test_budget_is_one_sliding_window_for_every_process(make_store) -> None:
-    a, b = make_store(), make_store()
-    clock = make_store.clock
-    a.put(recs(*range(100)))
-    permits = []
-    for store in (a, b, a):
-        claim = store.claim(force=False)
-        assert claim.lease is not None
-        permits.append((store, claim.lease.permit))
-    # three requests in flight: a fourth waits for one of them to end
-    claim = b.claim(force=False)
-    assert claim.lease is None and claim.budget_bound and claim.delay
-    assert b.acquire()[0] is None
-    for store, permit in permits:
-        clock.advance(1.0)
-        store.complete(permit)  # ended at 1, 2, 3 s
-    claim = b.claim(force=False)
-    assert claim.lease is None and claim.delay == pytest.approx(8.0, abs=0.01)
-    clock.advance(8.01)
-    permit, wait = b.acquire()
-    assert permit is not None and wait == 0.0
-    assert a.stats().budget_used == 3  # two ended within the window, one flying
-
-
-def test_a_429_pauses_every_process(make_store) -> None:
-    a, b = make_store(), make_store()
-    b.put(recs(*range(10)))
-    a.pause(30.0)
-    claim = b.claim(force=False)
-    assert claim.lease is None and claim.delay == pytest.approx(30.0)
-    a.pause(1.0)  # never shortens
-    assert b.acquire() == (None, pytest.approx(30.0))
-    assert b.paused_until() is not None
-    make_store.clock.advance(30.0)
-    assert b.claim(force=False).lease is not None
-
-
-def _dead_pid() -> tuple[int, int | None]:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    started = start_time(child.pid)
-    child.kill()
-    child.wait()
-    return child.pid, started
-
-
-def test_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(
-    make_store,
-) -> None:
-    a, b = make_store(), make_store()
-    a.put(recs(*range(10)))
-    lease = a.claim(force=False).lease
-    assert lease is not None
-    assert b.claim(force=True).lease is None
-    pid, started = _dead_pid()
-    assert not is_alive(pid, started) and is_alive(os.getpid(), start_time(os.getpid()))
-    with closing(sqlite3.connect(a.path)) as conn, conn:  # a's process "dies"
-        conn.execute(
-            "UPDATE holders SET pid = ?, started = ? WHERE id = ?",
-            (pid, started, a._me),
-        )
-    taken = b.claim(force=True)
-    assert taken.lease is not None and taken.lease.records == lease.records
-    assert b.stats().reclaimed == 10
-    a.ack(lease)  # the dead holder's late ack no longer deletes b's lease
-    assert b.stats().depth == 10
-    b.complete(taken.lease.permit)
-    b.ack(taken.lease)
-    assert b.stats().depth == 0
-
-
-def test_lease_elsewhere_is_taken_over_when_it_expires(make_store) -> None:
-    a, b = make_store(lease_timeout=60.0), make_store(lease_timeout=60.0)
+def test_lease_elsewhere_is_taken_over_when_it_expires(stores: SQLiteStores) -> None:
+    a = stores.open(lease_timeout=60.0)
+    b = stores.peer(a)
     a.put(recs(*range(10)))
     lease = a.claim(force=False).lease
     assert lease is not None
     with closing(sqlite3.connect(a.path)) as conn, conn:  # a lives on another host
         conn.execute("UPDATE holders SET host = 'elsewhere' WHERE id = ?", (a._me,))
     assert b.claim(force=True).lease is None
-    make_store.clock.advance(59.0)
+    stores.advance(59.0)
     a.renew(lease)  # a is alive and says so
-    make_store.clock.advance(59.0)
+    stores.advance(59.0)
     assert b.claim(force=True).lease is None
-    make_store.clock.advance(2.0)
+    stores.advance(2.0)
     assert b.claim(force=True).lease is not None
 
 
@@ -370,11 +216,11 @@ def test_client_options_and_the_environment(tmp_path, monkeypatch) -> None:
         bento_track.Client(**creds, max_store_bytes=10)
 
 
-def test_a_delivered_backlog_gives_its_disk_back(make_store) -> None:
+def test_a_delivered_backlog_gives_its_disk_back(stores: SQLiteStores) -> None:
     policy = replace(
         POLICY, max_count=1000, max_bytes=1_000_000, requests_per_window=1000
     )
-    store = make_store(policy)
+    store = stores.open(policy)
     record = b'{"type":"a","email":"u@example.com","details":{"pad":"%s"}}' % (
         b"x" * 250
     )
@@ -396,71 +242,10 @@ def test_a_delivered_backlog_gives_its_disk_back(make_store) -> None:
     assert os.path.getsize(store.path) < stored / 10
 
 
-# -- accounts -----------------------------------------------------------------
-
-
-def test_accounts_sharing_a_file_claim_only_their_own_events(make_store) -> None:
-    alpha = make_store(replace(POLICY, account=ALPHA))
-    bravo = make_store(replace(POLICY, account=BRAVO))
-    # Interleaved writes: the accounts' chunks alternate in the file.
-    for i in range(0, 40, 2):
-        alpha.put([b'{"a":%d}' % i, b'{"a":%d}' % (i + 1)])
-        bravo.put([b'{"b":%d}' % i, b'{"b":%d}' % (i + 1)])
-    seen: dict[str, list[bytes]] = {"a": [], "b": []}
-    for store, name in ((alpha, "a"), (bravo, "b")):
-        while (lease := store.claim(force=True).lease) is not None:
-            assert all(r.startswith(b'{"%s"' % name.encode()) for r in lease.records)
-            seen[name] += lease.records
-            store.complete(lease.permit)
-            store.ack(lease)
-            make_store.clock.advance(10.0)  # a fresh budget window
-    assert seen["a"] == [b'{"a":%d}' % i for i in range(40)]
-    assert seen["b"] == [b'{"b":%d}' % i for i in range(40)]
-    assert (alpha.outstanding(), bravo.outstanding()) == (0, 0)
-
-
-def test_each_account_has_its_own_budget_pause_and_figures(make_store) -> None:
-    alpha = make_store(replace(POLICY, account=ALPHA))
-    alpha_too = make_store(replace(POLICY, account=ALPHA))  # another process
-    bravo = make_store(replace(POLICY, account=BRAVO))
-    alpha.put(recs(*range(50)))
-    bravo.put(recs(*range(50)))
-    for _ in range(3):  # alpha spends its whole budget (3 per window)
-        lease = alpha.claim(force=True).lease
-        assert lease is not None
-        alpha.complete(lease.permit)
-        alpha.ack(lease)
-    blocked = alpha_too.claim(force=True)
-    assert blocked.lease is None and blocked.budget_bound  # shared by its processes
-    lease = bravo.claim(force=True).lease  # bravo's budget is its own
-    assert lease is not None
-    bravo.complete(lease.permit)
-    bravo.release(lease)
-    bravo.pause(30.0)  # a 429 of bravo's account pauses only bravo
-    assert bravo.paused_until() is not None and alpha.paused_until() is None
-    assert bravo.acquire()[0] is None
-    a, b = alpha.stats(), bravo.stats()
-    assert (a.site_uuid, a.depth, a.budget_used) == ("site-alpha", 20, 3)
-    assert (b.site_uuid, b.depth, b.budget_used) == ("site-bravo", 50, 1)
-    assert b.paused_until is not None and a.paused_until is None
-    assert {s.site_uuid: s.depth for s in a.accounts} == {
-        "site-alpha": 20,
-        "site-bravo": 50,
-    }
-
-
-def test_drop_oldest_drops_only_the_accounts_own_events(make_store, tmp_path) -> None:
-    policy = replace(POLICY, overflow="drop_oldest")
-    alpha = make_store(replace(policy, account=ALPHA), max_bytes=400)
-    bravo = make_store(replace(policy, account=BRAVO), max_bytes=400)
-    bravo.put(recs(*range(20)))  # about 220 bytes
-    dropped = alpha.put(recs(*range(100, 130)))  # alpha overflows the file
-    assert dropped and all(r.startswith(b'{"seq":1') for r in dropped)
-    assert bravo.stats().depth == 20
-
-
-def test_a_deleted_file_is_noticed_counted_and_recreated(make_store, tmp_path) -> None:
-    store = make_store()
+def test_a_deleted_file_is_noticed_counted_and_recreated(
+    stores: SQLiteStores, tmp_path
+) -> None:
+    store = stores.open()
     store.put(recs(*range(5)))
     assert store.outstanding() == 5
     (tmp_path / "s.db").unlink()
@@ -489,20 +274,6 @@ def test_store_files_are_owner_only_whatever_the_umask(tmp_path) -> None:
         os.umask(old)
     assert set(modes) >= {"private.db", "private.db-wal", "private.db-shm"}
     assert set(modes.values()) == {0o600}, modes
-
-
-def test_a_batch_takes_one_kind_of_record_in_queue_order(make_store) -> None:
-    store = make_store(replace(POLICY, max_count=100))
-    upsert = b'S{"email":"a@example.com"}'
-    command = b'C{"command":"unsubscribe","email":"a@example.com"}'
-    store.put(recs(1, 2) + [upsert] * 3 + [command] * 2 + recs(3))
-    batches = []
-    while (lease := store.claim(force=True).lease) is not None:
-        batches.append(lease.records)
-        store.complete(lease.permit)
-        store.ack(lease)
-        make_store.clock.advance(10.0)
-    assert batches == [recs(1, 2), [upsert] * 3, [command] * 2, recs(3)]
 
 
 def test_an_unknown_store_url_is_refused_without_its_password() -> None:

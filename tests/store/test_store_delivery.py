@@ -18,7 +18,8 @@ import bento_track
 from bento_track._delivery.clock import FakeClock
 
 from ..helpers import seqs as _seqs
-from .conftest import ROOT, child_env, last_json, wait_until
+from ..helpers import wait_until
+from ..support.processes import ROOT, child_env, last_json
 
 FAST = dict(requests_per_minute=10_000, flush_interval=0.05)
 
