@@ -25,10 +25,22 @@ from urllib.parse import parse_qsl, unquote
 
 from ..errors import ConfigurationError
 
-__all__ = ["STORE_OPTIONS", "RedisURL", "is_redis_url", "parse_redis_url", "redacted"]
+__all__ = [
+    "DEFAULT_VISIBILITY_TIMEOUT",
+    "STORE_OPTIONS",
+    "RedisURL",
+    "StoreOptions",
+    "is_redis_url",
+    "parse_redis_url",
+    "redacted",
+    "store_options",
+]
 
 #: options this library reads (the rest are redis-py's connection options)
 STORE_OPTIONS = ("namespace", "visibility_timeout", "fallback", "host")
+#: seconds a process may hold a claimed batch without a sign of life before
+#: any other process takes it over; far above one request's time
+DEFAULT_VISIBILITY_TIMEOUT = 60.0
 
 _SCHEMES = ("redis", "rediss")
 #: what may follow the userinfo: host (a name or a bracketed IPv6 address),
@@ -324,3 +336,64 @@ def _name(name: str) -> str:
     if re.fullmatch(r"[a-z_][a-z0-9_]{0,40}", name):
         return repr(name)
     return "(not shown)"
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """A Redis store URL's own options (`STORE_OPTIONS`), checked.
+
+    Attributes:
+        namespace: keys are `bt:{namespace:account}:...`.
+        visibility_timeout: seconds before a quiet holder's batch is taken
+            over.
+        host: this host's name in the consumer group (None: the host name).
+        fallback: the `sqlite:///` URL of the fallback (None: memory).
+    """
+
+    namespace: str = "bento"
+    visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
+    host: str | None = None
+    fallback: str | None = None
+
+
+def store_options(parsed: RedisURL) -> StoreOptions:
+    """Check this library's options of a parsed URL (no I/O).
+
+    Raises:
+        ConfigurationError: naming `store`: a namespace that is not 1-64
+            letters, digits, '-', '_' or '.', a visibility_timeout outside
+            [1, 86400] seconds, a host with ':', a fallback that is not
+            `memory` nor a `sqlite:///` URL.
+    """
+    ours = parsed.options
+    namespace = ours.get("namespace", "bento")
+    if (
+        not namespace
+        or len(namespace) > 64
+        or not all(c.isalnum() or c in "-_." for c in namespace)
+    ):
+        raise _bad(
+            f"namespace must be 1-64 letters, digits, '-', '_' or '.', "
+            f"not {namespace!r}"
+        )
+    visibility = DEFAULT_VISIBILITY_TIMEOUT
+    if "visibility_timeout" in ours:
+        try:
+            visibility = float(ours["visibility_timeout"])
+        except ValueError:
+            visibility = -1.0
+        if not 1.0 <= visibility <= 86400.0:
+            raise _bad(
+                "visibility_timeout must be seconds in [1, 86400], not "
+                f"{ours['visibility_timeout']!r}"
+            )
+    host = ours.get("host") or None
+    if host is not None and (len(host) > 64 or ":" in host or not host.isprintable()):
+        raise _bad(f"host must be a name without ':' (at most 64), not {host!r}")
+    spec = ours.get("fallback", "memory").strip()
+    fallback = None
+    if spec not in ("", "memory"):
+        if not spec.startswith("sqlite:///"):
+            raise _bad(f"fallback must be 'memory' or 'sqlite:///PATH', not {spec!r}")
+        fallback = spec
+    return StoreOptions(namespace, visibility, host, fallback)
