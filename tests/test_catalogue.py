@@ -1,7 +1,10 @@
-"""The bad-input catalogue (issue 10): every kind of bad event `track()` may be
-given, run in both modes. Strict: `InvalidEventError` naming the field. Lenient
-(the default): `track()` returns None, the event is counted as `invalid`, sent
-on `event_dropped` with the message, and logged; the app goes on.
+"""The bad-input table (issues 2 and 10): every kind of bad event `track()`
+may be given, run in both modes, and built as an `Event` on its own. Strict:
+`InvalidEventError` naming the field. Lenient (the default): `track()`
+returns None, the event is counted as `invalid`, sent on `event_dropped`
+with the message, and logged; the app goes on. `Event.build` raises the same
+error (a `ValueError`) naming the same field; the event helpers (`purchase`,
+`tag`, `update_fields`) check what they add.
 
 The README's "Bad input" table lists these same cases.
 """
@@ -21,7 +24,13 @@ import pytest
 import bento_track
 from bento_track import signals
 from bento_track.errors import ConfigurationError, InvalidEventError
-from bento_track.events import Event, OversizeEventError
+from bento_track.events import (
+    Event,
+    OversizeEventError,
+    purchase,
+    tag,
+    update_fields,
+)
 
 
 class Opaque:
@@ -112,6 +121,7 @@ CATALOGUE: list[tuple[str, dict[str, Any], str, str]] = [
     ("blank email", dict(type="t", email="   "), "email", "required"),
     ("malformed email", dict(type="t", email="jesse"), "email", "well-formed"),
     ("email without a domain dot", dict(type="t", email="a@b"), "email", "well-formed"),
+    ("email with spaces", dict(type="t", email="a b@c.co"), "email", "well-formed"),
     (
         "over-long email",
         dict(type="t", email="a" * 250 + "@b.co"),
@@ -162,7 +172,7 @@ CATALOGUE: list[tuple[str, dict[str, Any], str, str]] = [
         "non-string field name",
         dict(type="t", email=OK, fields={1: "x"}),
         "fields",
-        "non-empty strings",
+        "field names must be non-empty strings",
     ),
     (
         "NaN in fields",
@@ -186,6 +196,12 @@ CATALOGUE: list[tuple[str, dict[str, Any], str, str]] = [
         "object that is not JSON",
         dict(type="t", email=OK, details={"o": Opaque()}),
         "details.o",
+        "Opaque",
+    ),
+    (
+        "object that is not JSON, deep in details",
+        dict(type="t", email=OK, details={"cart": {"items": [Opaque()]}}),
+        "details.cart.items[0]",
         "Opaque",
     ),
     (
@@ -243,6 +259,7 @@ CATALOGUE: list[tuple[str, dict[str, Any], str, str]] = [
         "keys must be strings",
     ),
     ("details not a dict", dict(type="t", email=OK, details=[1, 2]), "details", "dict"),
+    ("details a string", dict(type="t", email=OK, details="oops"), "details", "dict"),
     (
         "self-referencing details",
         dict(type="t", email=OK, details=_self_referencing()),
@@ -382,6 +399,50 @@ every_case = pytest.mark.parametrize(
     ids=[case[0] for case in CATALOGUE],
 )
 
+#: cases whose error names a path below the field (the key, the level at
+#: which nesting stopped)
+NAMED_BELOW = {
+    "lone surrogate in a details key",
+    "lone surrogate in a fields key",
+    "self-referencing details",
+    "very deep details",
+}
+
+#: cases of `Event.build` alone (`track(email=None)` means "no email given":
+#: the identity's, else "email is required")
+EVENT_ONLY: list[tuple[str, dict[str, Any], str, str]] = [
+    ("email None", dict(type="t", email=None), "email", "string"),
+]
+
+#: (case, a call of an event helper, field named, text in the message)
+HELPER_CALLS: list[tuple[str, Any, str, str]] = [
+    (
+        "purchase amount as float",
+        lambda: purchase(OK, key="o1", amount_cents=19.99, currency="USD"),
+        "details.value.amount",
+        "cents",
+    ),
+    (
+        "purchase without key",
+        lambda: purchase(OK, key="", amount_cents=100, currency="USD"),
+        "details.unique.key",
+        "order id",
+    ),
+    (
+        "purchase bad currency",
+        lambda: purchase(OK, key="o1", amount_cents=100, currency="dollars"),
+        "details.value.currency",
+        "ISO",
+    ),
+    ("tag without name", lambda: tag(OK, " "), "details.tag", "tag name"),
+    (
+        "update_fields with nothing",
+        lambda: update_fields(OK, {}),
+        "fields",
+        "at least one",
+    ),
+]
+
 
 @pytest.fixture
 def make_client() -> Iterator:
@@ -400,6 +461,40 @@ def make_client() -> Iterator:
 def test_the_catalogue_holds_at_least_30_kinds() -> None:
     assert len(CATALOGUE) >= 30
     assert len({case[0] for case in CATALOGUE}) == len(CATALOGUE)
+
+
+#: an `Event` is built with an email (not from an identity)
+EVENTS = [case for case in CATALOGUE if "email" in case[1]] + EVENT_ONLY
+
+
+@pytest.mark.parametrize(
+    ("case", "kwargs", "field", "text"), EVENTS, ids=[case[0] for case in EVENTS]
+)
+def test_the_event_itself_is_refused_naming_the_field(case, kwargs, field, text):
+    kwargs = dict(kwargs)
+    with pytest.raises(InvalidEventError) as info:
+        Event.build(kwargs.pop("type"), **kwargs)
+    if case in NAMED_BELOW:
+        assert info.value.field is not None and info.value.field.startswith(field)
+    else:
+        assert info.value.field == field
+    assert text in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("build", "field", "text"),
+    [case[1:] for case in HELPER_CALLS],
+    ids=[case[0] for case in HELPER_CALLS],
+)
+def test_an_event_helper_refuses_what_it_adds_naming_the_field(
+    build, field, text
+) -> None:
+    with pytest.raises(InvalidEventError) as info:
+        build()
+    assert info.value.field == field
+    assert text in str(info.value)
+    assert isinstance(info.value, ValueError)
 
 
 @every_case
