@@ -96,6 +96,13 @@ def add_sync_command(
         help="a bar on a terminal, plain lines otherwise (auto)",
     )
     p.add_argument(
+        "--budget-share",
+        type=float,
+        default=0.8,
+        help="the most of each budget window the sync takes; the rest is the "
+        "app's (0.01-1, default 0.8)",
+    )
+    p.add_argument(
         "--store",
         metavar="URL",
         help="the app's store, to share its request budget "
@@ -177,6 +184,7 @@ def cmd_sync_subscribers(args: argparse.Namespace) -> int:
             progress=args.progress,
             stream=sys.stderr,
             timeout=args.timeout,
+            budget_share=args.budget_share,
         )
     finally:
         if client is not None:

@@ -9,7 +9,10 @@ a SQLite or Redis store, and paused for all of them by a 429. A batch's rows
 are merged per email exactly as the pipeline merges queued upserts. 429, 408,
 5xx and network errors are retried (each try a new permit) until the batch's
 `timeout`; a batch Bento refuses (400/422) is split in halves to find the
-rows it refuses, as the pipeline bisects.
+rows it refuses, as the pipeline bisects. The sync sends only while the
+budget's current window (every process's requests, read from the store) is
+below `budget_share` of the budget (default 80 %), so the app's own
+requests always find room: its events keep flowing while a backfill runs.
 
 After each batch Bento confirmed, the checkpoint records how far the sync
 is, so a sync that stops (killed, Ctrl-C, Bento unreachable past `timeout`)
@@ -180,9 +183,12 @@ class _Run:
         result: SyncResult,
         progress: Progress,
         timeout: float,
+        share: float,
     ) -> None:
         self.client = client
         self.api = BentoAPI(config=client.config, max_retries=0) if client else None
+        #: the share of the budget's window the sync may fill (see `_pace`)
+        self.share = share
         self.checkpoint = checkpoint
         self.result = result
         self.progress = progress
@@ -228,6 +234,8 @@ class _Run:
             tries += 1
             left = deadline - time.monotonic()
             try:
+                self._pace(deadline)
+                left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError("time ran out")
                 with self.client.request_permit(timeout=left):
@@ -249,6 +257,27 @@ class _Run:
                     raise _Stopped(f"Bento refused {what}: {error}") from None
                 if error.status != 429:  # a 429 paused the budget already
                     self._pause.wait(max(0.0, min(delay, deadline - time.monotonic())))
+
+    def _pace(self, deadline: float) -> None:
+        """Wait while the budget's current window holds `share` of the
+        budget or more, counting every process sharing the store: the rest
+        of the window is the app's (a rerun after a crash counts what the
+        dead run spent)."""
+        assert self.client is not None
+        while True:
+            store = self.client.stats().store
+            if store is None or store.budget_limit <= 0:
+                return  # no budget configured yet: nothing spent either
+            cap = max(1, int(store.budget_limit * self.share))
+            if store.budget_used < cap:
+                return
+            step = min(0.25, max(0.01, store.budget_window / 20))
+            if time.monotonic() + step > deadline:
+                raise TimeoutError(
+                    f"the budget's window stayed at {store.budget_used} of "
+                    f"{store.budget_limit} requests (this sync sends below {cap})"
+                )
+            self._pause.wait(step)
 
     def _bisect(
         self, rows: list[dict[str, Any]], deadline: float, what: str, error: APIError
@@ -276,6 +305,7 @@ def sync_subscribers(
     progress: str = "auto",
     stream: Any = None,
     timeout: float = 120.0,
+    budget_share: float = 0.8,
 ) -> SyncResult:
     """Create or update every subscriber in `rows` in Bento, in batches of
     `batch_size` (up to 1,000), one request each within `client`'s request
@@ -307,6 +337,10 @@ def sync_subscribers(
         progress: "auto" (a bar on a terminal, plain lines otherwise),
             "bar", "lines" or "off"; written to `stream` (default stderr).
         timeout: seconds to wait for Bento to confirm one batch.
+        budget_share: the sync sends only while the current window of the
+            client's request budget (every process's requests, with a
+            shared store) is below this share of it (0.01..1; default 0.8):
+            the rest is left to the app's own requests.
 
     Returns:
         A `SyncResult`; `complete` is False when the sync stopped early
@@ -319,6 +353,7 @@ def sync_subscribers(
     """
     batch_size = int(check_number("batch_size", batch_size, 1, MAX_BATCH, integer=True))
     timeout = check_number("timeout", timeout, 0, 86400, unit="seconds")
+    share = check_number("budget_share", budget_share, 0.01, 1.0)
     if isinstance(checkpoint, SyncCheckpoint):
         saved: SyncCheckpoint | None = checkpoint
     elif checkpoint is not None:
@@ -343,7 +378,7 @@ def sync_subscribers(
         stream if stream is not None else sys.stderr, total, mode=progress, start=start
     )
     result = SyncResult(resumed_from=start, done=start, dry_run=dry_run)
-    run = _Run(None if dry_run else client, saved, result, bar, timeout)
+    run = _Run(None if dry_run else client, saved, result, bar, timeout, share)
     began = time.monotonic()
     if saved is not None and saved.resumed:
         bar.note(f"resuming after row {start:,} (checkpoint {saved.path})")

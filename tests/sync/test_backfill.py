@@ -18,6 +18,8 @@ import pytest
 from bento_track.errors import ConfigurationError
 from bento_track.sync import SyncCheckpoint, sync_subscribers
 
+from ..helpers import max_in_window
+
 FAST = dict(requests_per_minute=10_000, flush_interval=5.0)
 
 
@@ -247,3 +249,22 @@ def test_a_client_that_sends_nothing_is_refused(clients) -> None:
     disabled = clients(disabled=True)
     with pytest.raises(ConfigurationError, match="sends nothing"):
         sync_subscribers(people(1), client=disabled)
+
+
+def test_the_sync_leaves_part_of_each_window_to_the_app(emulator, clients) -> None:
+    """Half of a budget of 4 requests per second: 2 a second at most, and
+    the emulator (enforcing the whole budget) never answers 429."""
+    emulator.inspect.set_rate_limit(4, 1.0)
+    client = clients(**emulator.client_kwargs(), requests_per_minute=4, rate_window=1.0)
+    result = sync_subscribers(
+        people(600), client=client, batch_size=100, budget_share=0.5, progress="off"
+    )
+    assert result.complete and result.requests == 6
+    times = [r["time"] for r in emulator.inspect.requests()]
+    assert [r["status"] for r in emulator.inspect.requests()] == [200] * 6
+    # Arrival times: a request's trip (the first one opens the connection)
+    # shifts it by a few milliseconds after the sync counted it.
+    assert max_in_window(times, 0.9) <= 2
+    assert times[-1] - times[0] > 2.0  # six requests, two a second
+    with pytest.raises(ConfigurationError, match="budget_share"):
+        sync_subscribers(people(1), client=client, budget_share=0)

@@ -142,6 +142,13 @@ class Command(BaseCommand):  # type: ignore[misc]
             help="a bar on a terminal, plain lines otherwise (auto)",
         )
         parser.add_argument(
+            "--budget-share",
+            type=float,
+            default=0.8,
+            help="the most of each budget window the sync takes; the rest is the "
+            "app's (0.01-1, default 0.8)",
+        )
+        parser.add_argument(
             "--database", default=None, help="the database alias to read users from"
         )
 
@@ -192,6 +199,7 @@ class Command(BaseCommand):  # type: ignore[misc]
                 progress=options["progress"],
                 stream=_Raw(self.stderr),
                 timeout=options["timeout"],
+                budget_share=options["budget_share"],
             )
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from None
