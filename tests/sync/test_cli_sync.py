@@ -19,7 +19,7 @@ from .test_backfill import batch_rows
 
 def write_csv(path: Path, n: int, bad_line: bool = True) -> Path:
     lines = ["email,first_name,plan,tags"]
-    lines += [f"u{i}@example.com,User {i},pro,\"member,beta\"" for i in range(n)]
+    lines += [f'u{i}@example.com,User {i},pro,"member,beta"' for i in range(n)]
     if bad_line:
         lines.insert(4, "not-an-email,Nobody,free,")
     path.write_text("\n".join(lines) + "\n")
