@@ -2,94 +2,66 @@
 Redis server that every process of every host shares
 (`Client(store="redis://host:6379/0")`).
 
-What lives where (the scripts and keys: `redis_scripts`; the calls and
-their typed replies: `redis_calls`):
+What lives where (keys: `redis_keys`; scripts: `redis_scripts`, called
+through `redis_calls`):
 
 - everything is kept per account (the client's endpoint, `site_uuid` and
-  publishable key, `queues.account`): an account's queue, leases, budget,
-  pause and counters are keys under its own prefix
-  `bt:{<namespace>:<account digest>}:`, so several apps (staging next to
-  production, two customers) may share one Redis database: a process
-  claims, budgets and pauses only its own account's events, and they leave
-  with its keys. A hash `bt:{<namespace>}:accounts` names each account by
-  its `site_uuid` (never its keys) for `stats()` and `bento-track store`.
-- events wait in a Stream, in chunks (one chunk per grouped write of one
-  process, up to a tenth of a batch), read through a consumer group: a
-  chunk a process claimed is pending until it is settled, and one whose
-  holder went quiet for `visibility_timeout` is taken over by the next
-  claim of any process of the account (at-least-once; counted as
+  publishable key, `queues.account`), under the account's own key prefix,
+  so several apps (staging next to production, two customers) may share
+  one Redis database: a process claims, budgets and pauses only its own
+  account's events, and they leave with its keys. A registry names each
+  account by its `site_uuid` (never its keys) for `stats()` and
+  `bento-track store`.
+- events wait in a Stream, in chunks (`chunks`), read through a consumer
+  group: a chunk a process claimed is pending until it is settled, and one
+  whose holder went quiet for `visibility_timeout` is taken over by the
+  next claim of any process of the account (at-least-once; counted as
   `reclaimed`). Nothing is ever trimmed: the bound (`max_store_bytes`) is
   applied when events are written, and `drop_oldest` deletes only waiting
   chunks.
 - the request budget is a sliding-window log of completions plus the
-  requests in flight, as in the SQLite store, kept in sorted sets and timed
-  by Redis's `TIME` inside the scripts: hosts' clocks never enter it. A
-  claim checks the 429 pause, the budget and whether a batch is due, takes
-  the batch and spends its permit in one script: a permit is spent if and
-  only if a batch leaves.
-- a Redis that lost its data (restarted empty, flushed) counts a full
-  window of requests as made when it started, so it never hands out a
-  second window's worth at once.
+  requests in flight, as in the SQLite store, timed by Redis's `TIME`
+  inside the scripts: hosts' clocks never enter it. A claim checks the 429
+  pause, the budget and whether a batch is due, takes the batch and spends
+  its permit in one script: a permit is spent if and only if a batch
+  leaves. A Redis that lost its data (restarted empty, flushed) counts a
+  full window of requests as made when it started.
 
-Events written before stores knew accounts (keys `bt:{<namespace>}:q` and
-the like) have no account: no process claims them, because sending them
-with a guessed account's keys could give one customer's subscribers to
-another. `stats().unassigned` and `bento-track store` count them, and
-`adopt_legacy()` (`bento-track store URL --adopt`) hands them to the
-account an operator names.
+Events written before stores knew accounts are claimed by no process
+until an operator hands them to an account (`redis_admin.adopt_legacy`).
 
 Redis unavailable (down, hung, refusing the password, out of memory,
 loading): `track()` never notices (it only appends to the worker's inbox).
 The worker's writes fail within the socket timeout (2 s) and a breaker
-keeps it from waiting again for a while; events go to a local fallback
-store (this process's memory by default, bounded by `max_queue_size` /
-`max_queue_bytes`, or the SQLite store named by `?fallback=sqlite:////path`),
-and move to Redis once it answers. Sending holds meanwhile: no request is
-made without the shared budget. A write whose answer was lost (a timeout)
-is kept aside and sent again with the same sequence number, which Redis
-applies only once. `stats()` never waits on Redis for more than
-`STATS_WAIT`: a reading runs in a thread of its own, and a Redis that does
-not answer in time gets the figures last read, marked `stale`. At exit,
-only what is on the Redis server (or in a SQLite fallback) is `kept()`;
-the rest is said to be lost, and how many.
+(`redis_breaker`) keeps it from waiting again for a while; events wait in
+a local fallback store (this process's memory by default, bounded by
+`max_queue_size` / `max_queue_bytes`, or `?fallback=sqlite:////path`) and
+move to Redis once it answers (`redis_outage`). Sending holds meanwhile: no
+request is made without the shared budget. `stats()` never waits on Redis
+for more than `STATS_WAIT` (`redis_figures`). At exit, only what is on the
+Redis server (or in a SQLite fallback) is `kept()`; the rest is said to be
+lost, and how many.
 
 Fork: a connection never crosses a fork; the child names itself anew and
 connects on first use.
 
-The parts: `redis_breaker` (no call for a while after a failure),
-`redis_outage` (what waits in the process while Redis is out),
-`redis_ledger` (the chunks this process holds), `redis_figures` (`stats()`
-without waiting on Redis), `redis_admin` (`bento-track store URL`).
+This module opens the store (`open_redis_store`); the store itself is
+`redis_store`, the chunks a process holds `redis_ledger`, the operator's
+tools (`bento-track store URL`) `redis_admin`.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any, TypeVar
 
-from .._delivery.batcher import Record
-from .._internal import RateLimitedLog, logger
 from ..errors import ConfigurationError
-from .account import UNNAMED, Account
-from .base import Claim, Lease, Permit, Store, StorePolicy, StoreStats
-from .chunks import chunked
-from .memory import MemoryStore
+from .base import Store
 from .redis_admin import adopt_legacy, describe_redis, need_redis_py
-from .redis_breaker import Breaker, RedisUnavailable
-from .redis_calls import DEFAULT_SOCKET_TIMEOUT, Scripts, connect
-from .redis_figures import FiguresReader, no_figures, read_figures
-from .redis_keys import account_keys, registry_key
-from .redis_ledger import ChunkLedger, PartBack
-from .redis_outage import Op, OutageBuffer, PendingOp
+from .redis_breaker import RedisUnavailable
+from .redis_calls import DEFAULT_SOCKET_TIMEOUT
+from .redis_store import STATS_WAIT, RedisStore
 from .redis_url import (
     DEFAULT_VISIBILITY_TIMEOUT,
-    RedisURL,
     parse_redis_url,
     redacted,
     store_options,
@@ -106,582 +78,6 @@ __all__ = [
     "open_redis_store",
     "redacted",
 ]
-
-T = TypeVar("T")
-
-#: seconds between sweeps of processes gone for `_FORGET_AFTER`
-_SWEEP_EVERY = 60.0
-_FORGET_AFTER = 3600.0
-#: seconds `stats()` waits for a fresh reading before it answers with the
-#: figures last read (marked stale): a healthy Redis answers in about a
-#: millisecond; a hung one must not hold up a health check
-STATS_WAIT = 0.005
-
-#: clients inherited from a parent process (their sockets are the parent's)
-_orphans: list[Any] = []
-
-
-class RedisStore:
-    """A `Store` on a Redis server shared by every process of every host,
-    partitioned by account (see the module docstring).
-
-    Args:
-        url: the server (`redis://[[user]:password@]host[:port][/db]`,
-            `rediss://`, with redis-py's options), without this store's
-            own options (`open_redis_store` takes those apart).
-        max_bytes: the bound on event bytes each account keeps in Redis.
-        namespace: keys are `bt:{namespace:account}:...`; stores in
-            different namespaces never meet.
-        visibility_timeout: seconds before a claimed batch whose holder
-            went quiet is taken over.
-        fallback: where events wait while Redis is unavailable (default: a
-            `MemoryStore` of this process).
-        host: this host's name in the consumer group (default: the host
-            name); processes are named `host:pid:random`.
-        redis_options: keyword arguments for `redis.Redis`.
-        location: how the store was named, for messages (no password).
-
-    Raises:
-        ConfigurationError: a malformed URL or option (naming `store`).
-    """
-
-    durable = True
-
-    def __init__(
-        self,
-        url: str | RedisURL,
-        *,
-        max_bytes: int,
-        namespace: str = "bento",
-        visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT,
-        fallback: Store | None = None,
-        host: str | None = None,
-        redis_options: dict[str, Any] | None = None,
-        location: str | None = None,
-    ) -> None:
-        import redis  # the optional extra: checked by open_redis_store
-
-        parsed = url if isinstance(url, RedisURL) else parse_redis_url(url)
-        if isinstance(url, str) and parsed.options:
-            raise ConfigurationError(
-                f"store: {', '.join(sorted(parsed.options))} go to "
-                "open_redis_store (or RedisStore's arguments), not its url",
-                setting="store",
-            )
-        self._errors = redis.exceptions
-        #: the server, without its password (it stays in `_connection`)
-        self.url = parsed.server
-        self._connection = {**parsed.connection, **(redis_options or {})}
-        self.location = location or parsed.location
-        self.max_bytes = max_bytes
-        self.namespace = namespace
-        self.visibility_timeout = visibility_timeout
-        #: the account whose events this store claims (the client's, from
-        #: `configure`; a store used alone has a partition of its own)
-        self.account: Account = UNNAMED
-        self.keys = account_keys(namespace, UNNAMED.key)
-        self.fallback: Store = fallback if fallback is not None else MemoryStore()
-        #: seconds `stats()` waits for a fresh reading (tools that need
-        #: exact figures may wait longer)
-        self.stats_wait = STATS_WAIT
-        self._host = host or socket.gethostname() or "host"
-        self._policy: StorePolicy | None = None
-        self._log = RateLimitedLog()
-        self._figures = FiguresReader(
-            read=self._read_figures,
-            connect=lambda: connect(
-                self._connection, f"bento_track:{self.consumer}:stats"
-            ),
-            errors=self._errors,
-            usable=lambda: self._breaker.usable(),
-            empty=no_figures(self.location, max_bytes, self.account.site_uuid),
-        )
-        #: (kept, lost) when closed: what `kept()` and `outstanding()` say
-        #: after `close()`
-        self._final: tuple[int, int] | None = None
-        self._reset_process()
-
-    def __repr__(self) -> str:
-        return f"RedisStore({self.location!r})"
-
-    def _reset_process(self) -> None:
-        """State of this process (again in a forked child)."""
-        self._pid = os.getpid()
-        self._lock = threading.RLock()
-        self._scripts: Scripts | None = None
-        self.consumer = f"{self._host}:{self._pid}:{secrets.token_hex(4)}"
-        self._permit_seq = 0
-        self._permits: dict[int, str] = {}
-        self._ledger = ChunkLedger()
-        self._breaker = Breaker(
-            self._errors,
-            self.location,
-            self.fallback.location,
-            self._log,
-            on_recovered=self._forget_registration,
-        )
-        self._outage = OutageBuffer(
-            self.fallback,
-            write=self._enqueue,
-            apply=self._apply,
-            chunk=self._chunked,
-            usable=self._breaker.usable,
-            location=self.location,
-            log=self._log,
-        )
-        self._local_pause = 0.0  # time.monotonic() until which we hold (429)
-        self._out = 0  # this process's events in Redis, as last read
-        self._registered = False  # the account is in the namespace's registry
-        self._next_sweep = (
-            time.monotonic() + _SWEEP_EVERY * secrets.randbelow(100) / 100
-        )
-
-    # -- calls -------------------------------------------------------------------
-
-    def _redis(self) -> Scripts:
-        """This process's scripts, on its connection (made on first use)."""
-        if self._pid != os.getpid():  # a fork that ran no hook
-            self.after_fork()
-        if self._scripts is None:
-            self._scripts = Scripts(
-                connect(self._connection, f"bento_track:{self.consumer}")
-            )
-        return self._scripts
-
-    def _call(self, call: Callable[[Scripts], T]) -> T:
-        """`call` on this process's scripts, through the breaker.
-
-        Raises:
-            RedisUnavailable: the breaker is open or the call failed
-                (`AnswerLost` when it may have run).
-        """
-        return self._breaker.call(lambda: call(self._redis()))
-
-    def _forget_registration(self) -> None:
-        # Redis may have come back empty (restarted): name the account again.
-        self._registered = False
-
-    # -- configuration -----------------------------------------------------------
-
-    def configure(self, policy: StorePolicy, clock: object) -> None:
-        """Take the worker's settings and its account (whose keys this store
-        uses from now on); the clock only reaches the fallback (the budget
-        runs on Redis's clock)."""
-        self._policy = policy
-        self.account = policy.account
-        self.keys = account_keys(self.namespace, policy.account.key)
-        self._registered = False
-        # The fallback only holds events for Redis: no budget (moving events
-        # into Redis is no request), the client's memory bounds.
-        self.fallback.configure(replace(policy, budgeted=False), clock)
-
-    def _need_policy(self) -> StorePolicy:
-        policy = self._policy
-        assert policy is not None, "configure() first"
-        return policy
-
-    def _register(self) -> None:
-        """Name this account (by `site_uuid`) in the namespace's registry,
-        for `stats()` and `bento-track store`. A separate command, not part
-        of a script: the registry is in another cluster slot."""
-        try:
-            self._redis().client.hset(
-                registry_key(self.namespace), self.account.key, self.account.site_uuid
-            )
-        except self._errors.RedisError:
-            return  # the next write tries again
-        self._registered = True
-
-    # -- writing -----------------------------------------------------------------
-
-    def put(self, records: list[Record]) -> list[Record]:
-        """Write `records` to Redis (under the bound), or to the fallback while Redis is
-        out or the fallback still holds older events; return those dropped."""
-        with self._lock:
-            if self._pid != os.getpid():
-                self.after_fork()
-            return self._outage.put(records)
-
-    def _chunked(self, records: list[Record]) -> list[list[Record]]:
-        policy = self._need_policy()
-        return chunked(records, policy.max_count, policy.max_bytes)
-
-    def _enqueue(
-        self, chunks: list[list[Record]], seq: int
-    ) -> tuple[int, list[Record]]:
-        """Write `chunks` as write number `seq`: (chunks kept, records of old
-        chunks deleted for room). A write applied before (a retry of one
-        whose answer was lost) counts as kept whole."""
-        drop_oldest = self._need_policy().overflow == "drop_oldest"
-        reply = self._call(
-            lambda s: s.enqueue(
-                self.keys, self.consumer, seq, self.max_bytes, drop_oldest, chunks
-            )
-        )
-        if reply.applied_before:
-            return len(chunks), []
-        self._out = reply.outstanding
-        if reply.created or not self._registered:
-            self._register()
-        return reply.kept, list(reply.dropped)
-
-    def _apply(self, op: PendingOp) -> None:
-        """Take `op` on Redis now (raises `RedisUnavailable`)."""
-        k = self.keys
-        if op.op is Op.PAUSE:
-            left = self._local_pause - time.monotonic()
-            if left > 0:
-                self._call(lambda s: s.pause(k, left))
-        elif op.op is Op.SETTLE:
-            self._call(lambda s: s.settle(k, op.sids, op.sent))
-        else:
-            self._call(lambda s: s.release(k, self.consumer, op.sids))
-
-    # -- claiming ------------------------------------------------------------------
-
-    def claim(self, force: bool) -> Claim:
-        """A batch with its permit (the CLAIM script), or how long to wait; while Redis
-        is out, nothing (sending holds without the shared budget)."""
-        policy = self._need_policy()
-        with self._lock:
-            if self._pid != os.getpid():
-                self.after_fork()
-            if not self._breaker.usable():
-                return self._holding()
-            self._outage.catch_up()
-            hold = self._local_pause - time.monotonic()
-            if hold > 0:
-                return Claim(None, hold, budget_bound=True)
-            self._sweep()
-            self._permit_seq += 1
-            member = f"{self.consumer}:{self._permit_seq}"
-            try:
-                reply = self._call(
-                    lambda s: s.claim(
-                        self.keys,
-                        self.consumer,
-                        member,
-                        policy,
-                        self.visibility_timeout,
-                        force,
-                    )
-                )
-            except RedisUnavailable:
-                return self._holding()
-            # A first reading, in the background: `stats()` then has figures
-            # to give at once.
-            self._figures.prime()
-            if not reply.chunks:
-                return Claim(
-                    None,
-                    reply.wait,
-                    reply.waiting,
-                    reply.nbytes,
-                    budget_bound=reply.budget_bound,
-                )
-            lease = self._ledger.lease(reply.chunks)
-            self._permits[self._permit_seq] = member
-            lease.permit = self._permit_seq
-            return Claim(lease, 0.0, reply.waiting, reply.nbytes)
-
-    def _holding(self) -> Claim:
-        """Redis is out: nothing is sent without the shared budget."""
-        waiting = self._outage.waiting()
-        return Claim(None, self._breaker.delay(), waiting, budget_bound=True)
-
-    def _sweep(self) -> None:
-        if time.monotonic() < self._next_sweep:
-            return
-        self._next_sweep = time.monotonic() + _SWEEP_EVERY
-        try:
-            self._call(lambda s: s.sweep(self.keys, _FORGET_AFTER))
-        except RedisUnavailable:
-            pass
-
-    # -- the budget -------------------------------------------------------------------
-
-    def acquire(self) -> tuple[Permit | None, float]:
-        """A permit for a retry on leased events, from the shared budget."""
-        policy = self._need_policy()
-        with self._lock:
-            if not self._breaker.usable():
-                return None, self._breaker.delay()
-            hold = self._local_pause - time.monotonic()
-            if hold > 0:
-                return None, hold
-            self._permit_seq += 1
-            member = f"{self.consumer}:{self._permit_seq}"
-            try:
-                reply = self._call(
-                    lambda s: s.acquire(
-                        self.keys, member, policy, self.visibility_timeout
-                    )
-                )
-            except RedisUnavailable:
-                return None, self._breaker.delay()
-            if not reply.granted:
-                return None, reply.wait
-            self._permits[self._permit_seq] = member
-            return self._permit_seq, 0.0
-
-    def complete(self, permit: Permit) -> None:
-        """The request made with `permit` ended: its completion enters the log."""
-        with self._lock:
-            member = self._permits.pop(permit, None)
-            if member is None:
-                return
-            try:
-                self._complete(member)
-            except RedisUnavailable:
-                # Still "in flight" for Redis: counted as completed when the
-                # visibility timeout passes, later than it was (never fewer).
-                pass
-
-    def _complete(self, member: str) -> None:
-        self._call(lambda s: s.complete(self.keys, member))
-
-    def pause(self, seconds: float) -> None:
-        """Pause every process of the fleet for `seconds` (this one at once, even with
-        Redis out)."""
-        with self._lock:
-            self._local_pause = max(self._local_pause, time.monotonic() + seconds)
-            if self._local_pause > time.monotonic():
-                self._outage.apply(PendingOp(Op.PAUSE))
-
-    def paused_until(self) -> float | None:
-        """Epoch seconds (this host's clock) until which sending is paused, or None:
-        this process's own pause or the account's on Redis (as `stats()` reads it,
-        never waiting on Redis)."""
-        local = self._local_pause - time.monotonic()
-        until = time.time() + local if local > 0 else None
-        theirs = self.stats().paused_until
-        if theirs is None or (until is not None and until >= theirs):
-            return until
-        return theirs
-
-    # -- settling ---------------------------------------------------------------------
-
-    def renew(self, lease: Lease) -> None:
-        """Reset the idle time of the lease's chunks, so nobody takes them over."""
-        with self._lock:
-            sids = self._ledger.sids(lease)
-            if not sids:
-                return
-            try:
-                self._call(lambda s: s.renew(self.keys, self.consumer, sids))
-            except RedisUnavailable:
-                pass
-
-    def split(self, lease: Lease) -> tuple[Lease, Lease]:
-        """Two halves, still held; a chunk they cut is settled when both are."""
-        return lease.split()
-
-    def ack(self, lease: Lease) -> None:
-        """Bento accepted the lease's events: delete their chunks."""
-        self._settle(lease, sent=True)
-
-    def reject(self, lease: Lease) -> None:
-        """Bento refused the lease's events for good: delete their chunks."""
-        self._settle(lease, sent=False)
-
-    def _settle(self, lease: Lease, *, sent: bool) -> None:
-        with self._lock:
-            done = self._ledger.settle(lease)
-            if done:
-                self._outage.apply(PendingOp(Op.SETTLE, tuple(done), sent))
-
-    def release(self, lease: Lease) -> None:
-        """Put the lease's events back for any process to take first."""
-        with self._lock:
-            whole, parts = self._ledger.release(lease)
-            if whole:
-                self._outage.apply(PendingOp(Op.RELEASE, tuple(whole)))
-            for part in parts:
-                # Part of a chunk (a bisection half): written as a new
-                # waiting chunk, the old one deleted once nothing of it is
-                # held.
-                try:
-                    self._rewrite(part)
-                except RedisUnavailable:
-                    # Left pending under our name: taken over (whole) after
-                    # the visibility timeout; the settled part may then be
-                    # sent again.
-                    pass
-
-    def _rewrite(self, part: PartBack) -> None:
-        self._call(
-            lambda s: s.rewrite(
-                self.keys, self.consumer, part.old, part.origin, part.records
-            )
-        )
-
-    # -- figures ----------------------------------------------------------------------
-
-    def outstanding(self) -> int:
-        """Events this process put that are still in Redis (as last read while Redis is
-        out), in the fallback or in limbo (after `close()`: what it left)."""
-        with self._lock:  # never while close() closes the connection
-            if self._final is not None:
-                return sum(self._final)
-            local = self._outage.waiting()
-            if self._breaker.usable() and self._pid == os.getpid():
-                try:
-                    raw = self._redis().client.hget(self.keys.out, self.consumer)
-                    self._out = int(raw or 0)
-                except self._errors.RedisError as exc:
-                    self._breaker.failed(exc)
-            return self._out + local
-
-    def kept(self) -> int:
-        """`Store.kept`: of `outstanding()`, the events on the Redis server (as
-        last read) and in a durable fallback; not those in a memory fallback
-        or a write Redis never answered (`unanswered()`). Asked at exit: what
-        waits in memory first moves into Redis if it answers, so the count
-        is the one `close()` reports (it may be asked before or after)."""
-        with self._lock:
-            if self._final is not None:
-                return self._final[0]
-            self._save_local()
-            return self._out + self.fallback.kept()
-
-    def _save_local(self) -> None:
-        """At exit: move what would end with the process (a memory fallback,
-        a write in limbo) into Redis while it answers. A durable fallback
-        keeps its events for the next process: left alone."""
-        with self._lock:
-            if self._pid != os.getpid() or self._final is not None:
-                return
-            self._outage.drain()
-
-    def unanswered(self) -> int:
-        """Events of a write Redis did not answer (a timeout, a hang): Redis
-        may have kept them or not. Counted as lost by `kept()`, said apart
-        by `close()`."""
-        return self._outage.unanswered()
-
-    def lost(self) -> int:
-        """`Store.lost`: what the fallback lost (Redis itself loses nothing we
-        can count)."""
-        return self.fallback.lost()
-
-    def memory_held(self) -> int:
-        """Events in this process's memory: the memory fallback and a write in limbo."""
-        return self.fallback.memory_held() + self._outage.unanswered()
-
-    def stats(self) -> StoreStats:
-        """This account's figures, every account's in `accounts` (by
-        `site_uuid`), the unassigned events. Never waits on Redis for more
-        than `stats_wait` seconds, never raises for an unavailable Redis: a
-        reading runs in a thread of its own, and the figures are the last it
-        read, marked `stale` unless read in the last second with no reading
-        out for long since (a slow or hung Redis) and no failure."""
-        return self._figures.current(self.stats_wait)
-
-    def read_stats(self) -> StoreStats:
-        """The figures, read now (blocking up to the socket timeout: for tools
-        and tests; `stats()` is the non-blocking view).
-
-        Raises:
-            RedisUnavailable: Redis cannot answer now.
-        """
-        return self._figures.read()
-
-    def _read_figures(self, scripts: Scripts) -> StoreStats:
-        """The figures, read now on `scripts` (the readings' connection)."""
-        figures = read_figures(
-            scripts,
-            self.namespace,
-            self.account if self._policy is not None else None,
-            self.location,
-            self.max_bytes,
-        )
-        policy = self._policy
-        if policy is not None and not figures.budget_limit:
-            # No request granted yet: the budget is the one this process uses.
-            figures = replace(
-                figures,
-                budget_limit=policy.requests_per_window,
-                budget_window=policy.window,
-            )
-        return figures
-
-    # -- processes --------------------------------------------------------------------
-
-    def drop_connections(self) -> None:
-        """Close the connections and nothing else (a store that only read,
-        or ran one script: `close()` would leave the group)."""
-        scripts, self._scripts = self._scripts, None
-        if scripts is not None:
-            scripts.client.close()
-        self._figures.drop_connection()
-
-    def after_fork(self) -> None:
-        """In a forked child: a new name, no connection, no leases; the memory fallback
-        forgets the parent's events."""
-        if self._pid == os.getpid():
-            return  # renewed already (the client's fork hook, or our own check)
-        # The parent's connections stay open for the parent: never closed
-        # here (redis-py's pool also checks the pid).
-        if self._scripts is not None:
-            _orphans.append(self._scripts.client)
-        stats_client = self._figures.after_fork()
-        if stats_client is not None:
-            _orphans.append(stats_client)
-        self._reset_process()
-        self.fallback.after_fork()
-
-    def close(self) -> None:
-        """Move what waits locally into Redis (if it answers), leave the group, close
-        the connections. What could not reach Redis is said to be lost (and
-        how many); `kept()` and `outstanding()` then tell what was left."""
-        with self._lock:
-            if self._pid != os.getpid() or self._final is not None:
-                return
-            self._save_local()
-            if self._breaker.usable() and (
-                self._scripts is not None or self._outage.ending()
-            ):
-                # (A store never used has nothing in Redis to leave.)
-                self._outage.catch_up()
-                for member in list(self._permits.values()):
-                    try:
-                        self._complete(member)
-                    except RedisUnavailable:
-                        break
-                self._permits.clear()
-                self.outstanding()  # what is left in Redis, as last read
-                try:
-                    self._call(lambda s: s.forget(self.keys, self.consumer))
-                except RedisUnavailable:
-                    pass
-            unanswered = self._outage.unanswered()
-            on_disk = self.fallback.kept()
-            in_memory = self._outage.ending() - unanswered
-            self._final = (self._out + on_disk, in_memory + unanswered)
-            if in_memory:
-                logger.warning(
-                    "bento_track: %d events could not reach the Redis store %s "
-                    "and are lost with this process (configure ?fallback="
-                    "sqlite:////PATH to keep them on disk)",
-                    in_memory,
-                    self.location,
-                )
-            if unanswered:
-                logger.warning(
-                    "bento_track: %d events were written to the Redis store %s "
-                    "without an answer and may be lost with this process "
-                    "(Redis may still apply the write)",
-                    unanswered,
-                    self.location,
-                )
-            self.fallback.close()
-            scripts, self._scripts = self._scripts, None
-            if scripts is not None:
-                try:
-                    scripts.client.close()
-                except Exception:
-                    pass
-        self._figures.close()
 
 
 def open_redis_store(

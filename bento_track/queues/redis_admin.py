@@ -3,6 +3,13 @@ figures and who holds what, read without writing anything
 (`describe_redis`), and the hand-over of unassigned events to an account
 (`adopt_legacy`).
 
+Events written before stores knew accounts (keys `bt:{<namespace>}:q` and
+the like) have no account: no process claims them, because sending them
+with a guessed account's keys could give one customer's subscribers to
+another. `stats().unassigned` and `bento-track store` count them, and
+`adopt_legacy()` (`bento-track store URL --adopt`) hands them to the
+account an operator names.
+
 A tool opens no store (a store would join the consumer group and name
 itself in the registry): it checks the URL as a store would, connects, and
 calls the scripts and read-only commands it needs.

@@ -1,10 +1,10 @@
 """The Redis store's scripts behind typed calls.
 
-Each Lua script (`redis_scripts`, which says what each one does) is a
-method of `Scripts` taking named, typed arguments, and each answer with
-more than one field is decoded here, once, into a named reply: the store
-and the tools never index a script's answer by position. Times cross
-the boundary as seconds; the scripts count in integer milliseconds.
+Each Lua script (`redis_scripts`, `redis_scripts_reading`: what each one
+does) is a method of `Scripts` taking named, typed arguments, and each
+answer with more than one field is decoded here, once, into a named reply:
+the store and the tools never index a script's answer by position. Times
+cross the boundary as seconds; the scripts count in integer milliseconds.
 
 Errors are redis-py's own (`redis.RedisError`): the caller decides what an
 unavailable Redis means (the store's breaker, a tool's message).
@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from .._delivery.batcher import Record
 from . import redis_scripts as lua
+from . import redis_scripts_reading as reading
 from .base import StorePolicy
 from .chunks import size_of
 from .redis_keys import Keys
@@ -258,7 +259,10 @@ class Scripts:
     def __init__(self, client: Any) -> None:
         self.client = client
         self._scripts = {
-            name: client.register_script(getattr(lua, name)) for name in lua.__all__
+            name: client.register_script(getattr(module, name))
+            for module in (lua, reading)
+            for name in module.__all__
+            if name.isupper()
         }
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:

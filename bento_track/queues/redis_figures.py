@@ -113,12 +113,14 @@ def read_figures(
     account: Account | None,
     location: str,
     max_bytes: int,
+    budget: tuple[int, float] | None = None,
 ) -> StoreStats:
     """A namespace's figures, read now (two round trips, read only): of
     `account`'s partition with every account's in `accounts`, or with None
     of the whole namespace (budget and pause then only per account). An
     account shows in `accounts` while it has events, a pause or processes
-    seen in the last minute.
+    seen in the last minute. `budget` (requests, window): the account's
+    budget to show until a request granted on Redis records it.
 
     Raises:
         redis.RedisError: Redis cannot answer.
@@ -149,11 +151,11 @@ def read_figures(
     )
     unassigned = max(0, int(legacy_n or 0)) if legacy_exists else 0
     if account is not None:
+        mine = parts[account.key]
+        if budget is not None and not mine.budget_limit:
+            mine = replace(mine, budget_limit=budget[0], budget_window=budget[1])
         return replace(
-            parts[account.key],
-            site_uuid=account.site_uuid,
-            accounts=shown,
-            unassigned=unassigned,
+            mine, site_uuid=account.site_uuid, accounts=shown, unassigned=unassigned
         )
     every = list(parts.values())
     ages = [p.oldest_age for p in every if p.oldest_age is not None]

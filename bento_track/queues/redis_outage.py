@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._delivery.batcher import Record
-from .._internal import RateLimitedLog
+from .._internal import RateLimitedLog, logger
 from .base import Lease, Store
 from .redis_breaker import AnswerLost, RedisUnavailable
 
@@ -184,6 +184,29 @@ class OutageBuffer:
         """Events that end with this process: in a memory fallback, in limbo."""
         fallback = self.fallback
         return fallback.outstanding() - fallback.kept() + self.unanswered()
+
+    def say_lost(self) -> int:
+        """At exit: log how many events end with the process (what `drain`
+        could not move); return how many."""
+        unanswered = self.unanswered()
+        in_memory = self.ending() - unanswered
+        if in_memory:
+            logger.warning(
+                "bento_track: %d events could not reach the Redis store %s "
+                "and are lost with this process (configure ?fallback="
+                "sqlite:////PATH to keep them on disk)",
+                in_memory,
+                self._location,
+            )
+        if unanswered:
+            logger.warning(
+                "bento_track: %d events were written to the Redis store %s "
+                "without an answer and may be lost with this process "
+                "(Redis may still apply the write)",
+                unanswered,
+                self._location,
+            )
+        return in_memory + unanswered
 
     def unanswered(self) -> int:
         """Events of a write Redis did not answer (new ones, not moved ones)."""

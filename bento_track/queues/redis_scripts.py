@@ -25,16 +25,14 @@ keeps them in one slot; `redis.py` names them):
   lost answer is applied once).
 - `procs`: processes seen recently (score: when).
 
-`ADOPT` alone spans two accounts' keys: the unassigned events written
-before stores knew accounts (`bt:{namespace}:...`) and the account that
-adopts them.
+The scripts that read figures and hand unassigned events over (`STATS`,
+`ADOPT`) are in `redis_scripts_reading`.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ACQUIRE",
-    "ADOPT",
     "CLAIM",
     "COMPLETE",
     "ENQUEUE",
@@ -44,8 +42,8 @@ __all__ = [
     "RENEW",
     "REWRITE",
     "SETTLE",
-    "STATS",
     "SWEEP",
+    "script",
 ]
 
 #: ms added to the window, for clock granularity between Redis and Bento
@@ -133,7 +131,8 @@ end
 """.replace("@EPS@", str(EPSILON_MS))
 
 
-def _script(flags: str, body: str) -> str:
+def script(flags: str, body: str) -> str:
+    """A script's text: the flags line, the shared functions, `body`."""
     return f"#!lua {flags}\n{_PRELUDE}\n{body}".replace("#!lua \n", "#!lua\n")
 
 
@@ -144,7 +143,7 @@ def _script(flags: str, body: str) -> str:
 # events in the store, 1 if this write created the stream (a new or lost
 # partition: the caller registers its account), data of waiting chunks
 # deleted to make room...}.
-ENQUEUE = _script(
+ENQUEUE = script(
     "",
     """
 local q, tot, out, seqs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -220,7 +219,7 @@ return result
 # Returns {0} (nothing waiting), {1, wait ms, waiting events, bytes, bound to
 # the budget or a pause (1/0)}, or {2, waiting events, bytes, then (id, data,
 # n, origin) per chunk}.
-CLAIM = _script(
+CLAIM = script(
     "flags=allow-oom",
     """
 local q, tot, log, fly, pause, epoch, rel, procs =
@@ -331,7 +330,7 @@ return result
 
 # KEYS: tot log fly pause epoch. ARGV: permit, limit, window ms, visibility ms.
 # Returns {0} (granted) or {1, wait ms, bound to a pause (1/0)}.
-ACQUIRE = _script(
+ACQUIRE = script(
     "flags=allow-oom",
     """
 local tot, log, fly, pause, epoch = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -351,7 +350,7 @@ return {0}
 
 # KEYS: tot log fly. ARGV: permit. The request ended: its completion time
 # enters the log (even for a permit the server forgot in a restart).
-COMPLETE = _script(
+COMPLETE = script(
     "flags=allow-oom",
     """
 local tot, log, fly = KEYS[1], KEYS[2], KEYS[3]
@@ -363,7 +362,7 @@ return now
 )
 
 # KEYS: tot pause. ARGV: ms. Never shortens a pause. Returns its end (ms).
-PAUSE = _script(
+PAUSE = script(
     "flags=allow-oom",
     """
 local tot, pause = KEYS[1], KEYS[2]
@@ -379,7 +378,7 @@ return till
 # chunks (delivered or refused). Idempotent: a chunk already gone (settled by
 # a retry, or by a process that took it over) is not counted twice.
 # Returns the events deleted.
-SETTLE = _script(
+SETTLE = script(
     "flags=allow-oom",
     """
 local q, tot, out, rel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -410,7 +409,7 @@ return gone
 # KEYS: q tot rel. ARGV: me, then chunk ids. Put chunks this process holds
 # back for any process to take at once (and first, in order): they stay
 # pending, idle "forever", and are counted as waiting again.
-RELEASE = _script(
+RELEASE = script(
     "flags=allow-oom",
     """
 local q, tot, rel = KEYS[1], KEYS[2], KEYS[3]
@@ -438,7 +437,7 @@ return 1
 # origin, then (data, n, bytes) per new chunk. Part of a chunk goes back
 # as a new waiting chunk (a bisection half put back), the rest of it being
 # settled already or still held: one step, so a crash repeats nothing.
-REWRITE = _script(
+REWRITE = script(
     "flags=allow-oom",
     """
 local q, tot, out, rel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -473,7 +472,7 @@ return 1
 
 # KEYS: q. ARGV: me, chunk ids. Still working on them: reset their idle time
 # (only those still ours).
-RENEW = _script(
+RENEW = script(
     "flags=allow-oom",
     """
 local q, me = KEYS[1], ARGV[1]
@@ -489,7 +488,7 @@ return 1
 
 # KEYS: q procs seq out. ARGV: me. A process leaves: forgotten as a consumer
 # when it holds nothing, and its counters when nothing of it is left.
-FORGET = _script(
+FORGET = script(
     "flags=allow-oom",
     """
 local q, procs, seqs, out = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -507,7 +506,7 @@ return 1
 
 # KEYS: q procs seq. ARGV: age ms. Forget processes not seen for that long
 # that hold nothing (their consumers and write counters), bounding the group.
-SWEEP = _script(
+SWEEP = script(
     "flags=allow-oom",
     """
 local q, procs, seqs = KEYS[1], KEYS[2], KEYS[3]
@@ -531,102 +530,5 @@ for _, name in ipairs(redis.call('HKEYS', seqs)) do
   if not redis.call('ZSCORE', procs, name) then redis.call('HDEL', seqs, name) end
 end
 return 1
-""",
-)
-
-# KEYS: legacy q tot rel out seq procs log fly pause epoch, then the
-# adopting account's q tot out. ARGV: visibility ms, most chunks to look at,
-# the id to start after ('-': the first). Moves the unassigned chunks no live
-# process holds (waiting ones, released ones, those of holders quiet for the
-# visibility timeout) into the account's queue, as waiting chunks; chunks a
-# live process of the old version holds stay (a later call takes them).
-# Once nothing is left, the old keys are deleted. Not allow-oom: it adds.
-# Returns {events moved, chunks moved, the last id looked at ('' : the end),
-# events left behind}.
-ADOPT = _script(
-    "",
-    """
-local lq, ltot, lrel, lout = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local q, tot, out = KEYS[11], KEYS[12], KEYS[13]
-local vis, most, start = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-if redis.call('EXISTS', lq) == 0 then
-  for i = 2, 10 do redis.call('DEL', KEYS[i]) end
-  return {0, 0, '', 0}
-end
-redis.pcall('XGROUP', 'CREATE', q, 'ship', '0', 'MKSTREAM')
-local entries = redis.call('XRANGE', lq, start, '+', 'COUNT', most)
-local moved, chunks, last = 0, 0, ''
-for i = 1, #entries do
-  local id, f = entries[i][1], fields(entries[i])
-  local n, b = tonumber(f.n), tonumber(f.b)
-  last = id
-  local p = redis.pcall('XPENDING', lq, 'ship', id, id, 1)
-  local pending = type(p) == 'table' and #p > 0
-  local released = redis.call('SISMEMBER', lrel, id) == 1
-  if not pending or released or tonumber(p[1][3]) >= vis then
-    redis.call('XADD', q, '*', 'd', f.d, 'n', n, 'b', b, 'o', 'adopted')
-    redis.call('HINCRBY', tot, 'n', n)
-    redis.call('HINCRBY', tot, 'b', b)
-    redis.call('HINCRBY', tot, 'wn', n)
-    redis.call('HINCRBY', tot, 'wb', b)
-    redis.call('HINCRBY', out, 'adopted', n)
-    if pending then redis.call('XACK', lq, 'ship', id) end
-    redis.call('XDEL', lq, id)
-    redis.call('SREM', lrel, id)
-    redis.call('HINCRBY', ltot, 'n', -n)
-    redis.call('HINCRBY', ltot, 'b', -b)
-    if not pending or released then
-      redis.call('HINCRBY', ltot, 'wn', -n)
-      redis.call('HINCRBY', ltot, 'wb', -b)
-    end
-    settle_origin(lout, f.o, n)
-    moved, chunks = moved + n, chunks + 1
-  end
-end
-if #entries < most then last = '' end
-local left = tonumber(redis.call('HGET', ltot, 'n') or '0')
-if redis.call('XLEN', lq) == 0 then
-  for i = 1, 10 do redis.call('DEL', KEYS[i]) end
-  left = 0
-end
-return {moved, chunks, last, left}
-""",
-)
-
-# KEYS: q tot log fly pause procs. Read only. Returns {now ms, n, b, wn, wb,
-# reclaimed, dropped, limit, window ms, budget used, paused until ms, oldest
-# chunk's ms (-1: none), consumers holding chunks, processes seen in the last
-# minute, pending chunks}.
-STATS = _script(
-    "flags=no-writes,allow-oom",
-    """
-local q, tot, log, fly, pause, procs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local h = {}
-local raw = redis.call('HGETALL', tot)
-for i = 1, #raw, 2 do h[raw[i]] = tonumber(raw[i + 1]) end
-local function get(k) return h[k] or 0 end
-local win = get('window')
-local used = redis.call('ZCOUNT', log, '(' .. (now - win), '+inf') + redis.call('ZCARD', fly)
-local oldest, holders, pending = -1, 0, 0
-if redis.call('EXISTS', q) == 1 then
-  local first = redis.call('XRANGE', q, '-', '+', 'COUNT', 1)
-  if #first > 0 then oldest = tonumber(string.match(first[1][1], '^(%d+)')) end
-  local cons = redis.pcall('XINFO', 'CONSUMERS', q, 'ship')
-  if type(cons) == 'table' then
-    for _, c in ipairs(cons) do
-      for i = 1, #c, 2 do
-        if c[i] == 'pending' and c[i + 1] > 0 then
-          holders = holders + 1
-          pending = pending + c[i + 1]
-        end
-      end
-    end
-  end
-end
-return {now, get('n'), get('b'), get('wn'), get('wb'), get('reclaimed'), get('dropped'),
-  get('limit'), win, used, tonumber(redis.call('GET', pause) or '0'), oldest, holders,
-  redis.call('ZCOUNT', procs, now - 60000, '+inf'), pending}
 """,
 )

@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from bento_track.queues import StorePolicy
-from bento_track.queues import redis_scripts as lua
+from bento_track.queues.redis_calls import Scripts
+from bento_track.queues.redis_keys import account_keys
 
 from ..support.redis_server import RedisServer
 
@@ -64,44 +65,22 @@ def lua_due_in(
 ) -> float | None:
     """The CLAIM script's answer for one account in this state: None
     (nothing waits), 0.0 (a batch left) or seconds to wait."""
-    prefix = f"bt:{{due{uuid.uuid4().hex[:12]}:a}}:"
-    names = ("q", "tot", "log", "fly", "pause", "epoch", "rel", "procs")
-    keys = {name: prefix + name for name in names}
-    db.set(keys["epoch"], NOW_MS)  # a server that kept its data: no cold start
-    db.hset(keys["tot"], mapping={"clock": NOW_MS, "wn": count, "wb": nbytes})
+    k = account_keys(f"due{uuid.uuid4().hex[:12]}", "a")
+    db.set(k.epoch, NOW_MS)  # a server that kept its data: no cold start
+    db.hset(k.tot, mapping={"clock": NOW_MS, "wn": count, "wb": nbytes})
     if sent is not None:
-        db.hset(keys["tot"], "sent", NOW_MS - round(sent * 1000))
-    db.xgroup_create(keys["q"], "ship", "0", mkstream=True)
+        db.hset(k.tot, "sent", NOW_MS - round(sent * 1000))
+    db.xgroup_create(k.q, "ship", "0", mkstream=True)
     if count:
         assert age is not None
         data = b"\n".join([b'{"seq":1}'] * count)
         born = NOW_MS - round(age * 1000)
-        db.xadd(
-            keys["q"],
-            {"d": data, "n": count, "b": nbytes, "o": "test"},
-            id=f"{born}-0",
-        )
-    claim = db.register_script(lua.CLAIM)
-    reply = claim(
-        keys=[keys[name] for name in names],
-        args=[
-            "me",
-            "permit",
-            POLICY.requests_per_window,
-            round(POLICY.window * 1000),
-            60_000,
-            POLICY.max_count,
-            POLICY.max_bytes,
-            round(POLICY.flush_interval * 1000),
-            1 if force else 0,
-        ],
-    )
-    db.delete(*keys.values())
-    if int(reply[0]) == 0:
-        return None
-    if int(reply[0]) == 2:
-        return 0.0
-    return int(reply[1]) / 1000.0
+        db.xadd(k.q, {"d": data, "n": count, "b": nbytes, "o": "t"}, id=f"{born}-0")
+    reply = Scripts(db).claim(k, "me", "permit", POLICY, 60.0, force)
+    db.delete(*k.all())
+    if reply.chunks:
+        assert reply.wait == 0.0
+    return reply.wait
 
 
 @pytest.mark.parametrize(("count", "nbytes", "age", "sent", "force"), CASES)
