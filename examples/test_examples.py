@@ -32,6 +32,7 @@ def test_every_example_is_tested_and_says_how_to_run_it() -> None:
         "celery_app",
         "django_app",
         "django_email",
+        "django_subscribers",
         "fastapi_app",
         "flask_app",
         "logging_handler",
@@ -140,6 +141,25 @@ def test_django_email(run_example: Any) -> None:
         form = http.get(httpx.URL(link).path, follow_redirects=True)
         assert "new_password1" in form.text, form.text
     assert [e["type"] for e in received(inspector, 1)] == ["account.signup"], app.output()
+
+
+def test_django_subscribers(run_example: Any) -> None:
+    script = run_example("django_subscribers")
+    assert script.finish() == 0, script.output()
+    out = script.output()
+    assert "3 rows read: 3 sent and confirmed by Bento in 1 batch" in out, out
+    assert "flushed: True" in out, out
+    received = [line for line in out.splitlines() if line.startswith("received:")]
+    assert received == [
+        "received: ann@example.com 'Ann' {'full_name': 'Ann'} tags=['member'] "
+        "subscribed",
+        "received: cy@example.com 'Cy' {'full_name': 'Cy'} tags=['member'] "
+        "unsubscribed",
+        "received: dee@example.com 'Dee' {'full_name': 'Dee Doe'} "
+        "tags=['member', 'staff'] subscribed",
+        "received: robert@example.com 'Bob' {'full_name': 'Bob'} tags=['member'] "
+        "subscribed",
+    ], out
 
 
 def test_celery_app(run_example: Any) -> None:

@@ -115,11 +115,11 @@ class SyncResult:
         if self.dry_run:
             return (
                 f"dry run: {self.rows:,} rows read{resumed}: {valid:,} to send in "
-                f"{self.batches:,} batches, {self.invalid:,} invalid; nothing sent"
+                f"{_batches(self.batches)}, {self.invalid:,} invalid; nothing sent"
             )
         text = (
             f"{self.rows:,} rows read{resumed}: {self.sent:,} sent and confirmed by "
-            f"Bento in {self.batches:,} batches, {self.invalid:,} invalid rows skipped"
+            f"Bento in {_batches(self.batches)}, {self.invalid:,} invalid rows skipped"
         )
         if self.rejected:
             text += f", {self.rejected:,} rows refused by Bento"
@@ -127,6 +127,10 @@ class SyncResult:
         if not self.complete:
             text += f"; stopped: {self.error}"
         return text
+
+
+def _batches(n: int) -> str:
+    return f"{n:,} batch" if n == 1 else f"{n:,} batches"
 
 
 def row_upsert(row: object) -> SubscriberUpsert:
