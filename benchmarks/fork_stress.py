@@ -37,7 +37,7 @@ import httpx
 
 from bento_track.emulator import EmulatorServer
 from integrations.conftest import BIN, ROOT, Server, free_port, server_env
-from tests.store.test_gunicorn import APP
+from tests.store_contract.test_gunicorn import APP
 
 RUNS = int(os.environ.get("RUNS", "30"))
 REQUESTS = int(os.environ.get("REQUESTS", "400"))
@@ -105,7 +105,7 @@ def one_run(emulator: EmulatorServer, workdir: Path, run: int) -> dict[str, Any]
     pids: collections.Counter[str] = collections.Counter()
     lock = threading.Lock()
     try:
-        server.wait_http("/?seq=-1", timeout=60)
+        server.wait_http("/ready", timeout=60)
         share = -(-REQUESTS // THREADS)
         threads = [
             threading.Thread(

@@ -7,41 +7,21 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from bento_track.emulator import Inspector
+from tests.helpers import wait_until
+from tests.support.processes import Server, free_port
+
+__all__ = ["HERE", "ROOT", "first_line", "free_port", "wait_until"]
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
 
 
 def example_env(**extra: str) -> dict[str, str]:
@@ -58,30 +38,21 @@ def first_line(doc: str | None) -> str:
     raise AssertionError("the example's docstring shows no run command")
 
 
-class Example:
+class Example(Server):
     """One example running as its docstring says (`python examples/NAME.py`),
     from the repository root, output to a log file."""
 
     def __init__(
         self, name: str, log: Path, args: list[str], env: dict[str, str]
     ) -> None:
-        self.name = name
-        self.log = log
-        self._inspectors: list[Inspector] = []
-        self._out = log.open("wb")
-        self.process = subprocess.Popen(
+        super().__init__(
             [sys.executable, f"examples/{name}.py", *args],
-            cwd=ROOT,
             env=env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            cwd=ROOT,
+            log=log,
+            name=name,
         )
-
-    def output(self) -> str:
-        self._out.flush()
-        return self.log.read_text(errors="replace")
+        self._inspectors: list[Inspector] = []
 
     def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
         """The first match of `pattern` in the output, once it is printed."""
@@ -95,25 +66,13 @@ class Example:
                 )
             return match
 
-        return wait_until(found, timeout, f"{self.name} to print {pattern!r}")  # type: ignore[no-any-return]
+        return wait_until(found, timeout, f"{self.name} to print {pattern!r}")
 
     def inspector(self) -> Inspector:
         url = self.wait_for(r"Emulator inbox: (http://127\.0\.0\.1:\d+)/_emulator/")[1]
         inspector = Inspector(url)
-        self._inspectors.append(inspector)  # closed by `stop()`
+        self._inspectors.append(inspector)  # closed by `close()`
         return inspector
-
-    def wait_http(self, url: str, timeout: float = 30) -> None:
-        def up() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited:\n{self.output()}")
-            try:
-                httpx.get(url, timeout=2, trust_env=False)
-            except httpx.TransportError:
-                return False
-            return True
-
-        wait_until(up, timeout, f"{url} to answer")
 
     def finish(self, timeout: float = 60) -> int:
         """Wait for a script example to end; its exit code."""
@@ -124,22 +83,11 @@ class Example:
                 f"{self.name} still running:\n{self.output()}"
             ) from None
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.process.poll() is None:
-            self.process.wait(10)
+    def close(self, grace: float = 10.0) -> None:
+        """Stop it (SIGTERM, then the kill) and close its inspectors."""
+        super().close(grace)
         for inspector in self._inspectors:
             inspector.close()
-        self._out.close()
 
 
 @pytest.fixture
@@ -156,4 +104,4 @@ def run_example(tmp_path: Path) -> Iterator[Callable[..., Example]]:
 
     yield run
     for example in started:
-        example.stop()
+        example.close()

@@ -30,6 +30,19 @@ def wait_until(
     return result
 
 
+def budget(emulator: Any, limit: int, window: float, **options: Any) -> dict[str, Any]:
+    """Client options for the emulator's account with a budget of `limit`
+    requests per `window` seconds (and `options`), the emulator's rate limit
+    set to the same."""
+    emulator.inspect.set_rate_limit(limit, window)
+    return dict(
+        emulator.client_kwargs(),
+        requests_per_minute=limit,
+        rate_window=window,
+        **options,
+    )
+
+
 def max_in_window(times: list[float], window: float) -> int:
     """The most requests whose arrivals fall within any `window` seconds."""
     times = sorted(times)

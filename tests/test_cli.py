@@ -11,6 +11,8 @@ import pytest
 
 from bento_track.cli import main
 
+from .support.processes import free_port
+
 
 @pytest.fixture
 def bento_env(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -425,7 +427,6 @@ def test_network_failure_exit_1_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import functools
-    import socket
 
     from bento_track.api import BentoAPI
 
@@ -435,9 +436,7 @@ def test_network_failure_exit_1_one_line(
         "__init__",
         functools.partialmethod(BentoAPI.__init__, sleep=lambda _s: None),
     )
-    with socket.socket() as probe:  # a loopback port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a loopback port nobody listens on
     monkeypatch.setenv("BENTO_SITE_UUID", "site")
     monkeypatch.setenv("BENTO_PUBLISHABLE_KEY", "pk_test")
     monkeypatch.setenv("BENTO_SECRET_KEY", SECRET)

@@ -6,58 +6,30 @@ loses nothing (each child flushes as it shuts down)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
 from celery import Celery
 
-from ..conftest import BIN, InFlight, free_port, server_env, wait_until
+from tests.support.redis_server import RedisServer
+
+from ..conftest import BIN, InFlight, free_port, server_env
 
 HERE = Path(__file__).resolve().parent
 USERS = 8
 
 
 @pytest.fixture
-def redis_url(servers: Any, tmp_path: Path) -> Iterator[str]:
+def redis_url(tmp_path: Path) -> Iterator[str]:
     """A redis-server of this test's own on a free port (stopped after)."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed (.ci/run installs Debian's package)"
-    port = free_port()
-    server = servers(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        env={},
-        cwd=tmp_path,
-        log=tmp_path / "redis.log",
-    )
-    db = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
-
-    def up() -> bool:
-        assert server.alive(), server.output()
-        try:
-            return bool(db.ping())
-        except redis.ConnectionError:
-            return False
-
-    wait_until(up, 20, "redis-server to answer PING")
-    db.close()
-    yield f"redis://127.0.0.1:{port}"
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield f"redis://127.0.0.1:{server.port}"
+    finally:
+        server.kill()
 
 
 def test_identity_travels_with_tasks(

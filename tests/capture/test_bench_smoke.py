@@ -4,26 +4,14 @@ It measures nothing here: figures come from running it by hand."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..support.processes import run_benchmark
 
 
 def test_bench_capture_runs_with_tiny_numbers() -> None:
     """One run prints every figure, the peers' and the ratios (and, with
     ABLATE=1, our middlewares with less to do)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_capture"],
-        cwd=ROOT,
-        env=dict(os.environ, N="100", ABLATE="1"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_benchmark("bench_capture", timeout=60, N="100", ABLATE="1")
     result = json.loads(done.stdout.splitlines()[0])
 
     for key in (
@@ -43,15 +31,7 @@ def test_bench_capture_runs_with_tiny_numbers() -> None:
 def test_bench_served_runs_with_tiny_numbers() -> None:
     """The served benchmark starts its three uvicorn servers, posts to each,
     prints every figure and stops them."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_served"],
-        cwd=ROOT,
-        env=dict(os.environ, N="45"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_benchmark("bench_served", N="45")
     result = json.loads(done.stdout.splitlines()[0])
 
     for key in ("served_bare_us", "served_bento_us", "served_sentry_us"):

@@ -4,17 +4,14 @@ It measures nothing here: figures come from running it by hand."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..support.processes import run_benchmark
 
 
 def test_bench_delivery_runs_with_tiny_numbers() -> None:
-    env = dict(
-        os.environ,
+    done = run_benchmark(
+        "bench_delivery",
+        timeout=60,
         N="500",
         WARMUP="10",
         PORT="0",  # the sink binds a port the OS picks: parallel runs never collide
@@ -23,15 +20,6 @@ def test_bench_delivery_runs_with_tiny_numbers() -> None:
         SUSTAIN_WINDOWS="1",
         SUSTAIN_BATCH="50",
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_delivery"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[0])
     assert result["sink_port"] > 0
     assert result["bento_track"]["delivered"] == 500

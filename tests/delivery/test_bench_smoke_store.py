@@ -4,17 +4,13 @@ It measures nothing here: figures come from running it by hand."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..support.processes import run_benchmark
 
 
 def test_bench_store_runs_with_tiny_numbers() -> None:
-    env = dict(
-        os.environ,
+    done = run_benchmark(
+        "bench_store",
         N="500",
         ROUNDS="1",
         WARMUP="10",
@@ -24,15 +20,6 @@ def test_bench_store_runs_with_tiny_numbers() -> None:
         FLEET_SECONDS="0.5",
         FLEET_INTERVAL="0.2",
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_store"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[0])
     assert result["rounds"][0]["memory"]["delivered"] == 500
     assert result["rounds"][0]["store"]["delivered"] == 500

@@ -2,7 +2,8 @@
 `redis_url`: a namespace of the test's own; or `own_redis`, a server of the
 test's own to stop, kill or restart; both in `tests/conftest.py`). `stores`
 opens Redis stores on the test's namespace (each one a process, as Redis sees
-it). What every store must do is in `tests/store_contract`."""
+it); `emulator` is each test's own. What every store must do is in
+`tests/store_contract`."""
 
 from __future__ import annotations
 
@@ -10,23 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from bento_track.emulator import EmulatorServer
-
+from ..support.fixtures import isolated_emulator  # noqa: F401 (the emulator)
 from ..support.stores import RedisStores
 
 
 @pytest.fixture
 def stores(redis_url: str) -> Iterator[RedisStores]:
     """Redis stores on the test's namespace, closed when the test ends."""
-    made = RedisStores(redis_url)
-    try:
+    with RedisStores(redis_url) as made:
         yield made
-    finally:
-        made.close()
-
-
-@pytest.fixture
-def emulator(own_emulator: EmulatorServer) -> EmulatorServer:
-    """An emulator of the test's own: a child process of an earlier test
-    that delivers late can never count here."""
-    return own_emulator

@@ -4,16 +4,13 @@ It measures nothing here: figures come from running it by hand."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
-from ..support.processes import ROOT
+from ..support.processes import run_benchmark
 
 
 def test_bench_fleet_runs_with_tiny_numbers() -> None:
-    env = dict(
-        os.environ,
+    done = run_benchmark(
+        "bench_fleet",
         FLEET="2",
         EVENTS="20",
         SECONDS="0.5",
@@ -21,15 +18,6 @@ def test_bench_fleet_runs_with_tiny_numbers() -> None:
         LIMIT="10",
         WINDOW="1",
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_fleet"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[0])
     assert result["memory"]["events"] == 40 and result["redis"]["events"] == 40
     assert result["redis"]["rate_limited"] == 0

@@ -17,7 +17,7 @@ from typing import Any
 
 from bento_track.queues.redis import STATS_WAIT, open_redis_store
 
-from ..helpers import posts, seqs, wait_until
+from ..helpers import budget, posts, seqs, wait_until
 from ..support.processes import last_json, run_script, start_script
 from ..support.redis_server import RedisServer, account_prefix, namespace_of
 
@@ -69,11 +69,10 @@ KEPT = re.compile(r"; (\d+) wait in the store")
 
 
 def kwargs_for(emulator: Any, **extra: Any) -> dict[str, Any]:
-    emulator.inspect.set_rate_limit(1000, 1.0)
-    return dict(
-        emulator.client_kwargs(),
-        requests_per_minute=1000,
-        rate_window=1.0,
+    return budget(
+        emulator,
+        1000,
+        1.0,
         flush_interval=60.0,  # events wait in the store until the exit
         shutdown_timeout=1.0,
         **extra,

@@ -6,7 +6,7 @@ one budget and one queue is the store contract's, `tests/store_contract`.)"""
 
 from __future__ import annotations
 
-from ..helpers import posts, seqs
+from ..helpers import budget, posts, seqs
 from ..support.fleet import check_fleet, run_fleet
 
 
@@ -16,14 +16,7 @@ def _hosts(redis_url: str):
 
 def test_clocks_five_seconds_off_do_not_move_the_budget(emulator, redis_url) -> None:
     limit, window = 20, 2.0
-    emulator.inspect.set_rate_limit(limit, window)
-    kwargs = dict(
-        emulator.client_kwargs(),
-        requests_per_minute=limit,
-        rate_window=window,
-        max_batch_size=5,
-        flush_interval=0.2,
-    )
+    kwargs = budget(emulator, limit, window, max_batch_size=5, flush_interval=0.2)
     results = run_fleet(
         _hosts(redis_url),
         kwargs,
@@ -41,15 +34,8 @@ def test_clocks_five_seconds_off_do_not_move_the_budget(emulator, redis_url) -> 
 
 
 def test_one_429_pauses_every_process_of_every_host(emulator, redis_url) -> None:
-    emulator.inspect.set_rate_limit(1000, 1.0)
     emulator.inspect.rate_limit_storm(1, retry_after=2)  # the first request: 429
-    kwargs = dict(
-        emulator.client_kwargs(),
-        requests_per_minute=1000,
-        rate_window=1.0,
-        max_batch_size=10,
-        flush_interval=0.1,
-    )
+    kwargs = budget(emulator, 1000, 1.0, max_batch_size=10, flush_interval=0.1)
     results = run_fleet(
         _hosts(redis_url), kwargs, hosts=2, per_host=2, events=40, gap=0.01, skews=[0.0]
     )

@@ -16,8 +16,9 @@ import subprocess
 import threading
 import time
 
-from ..helpers import max_in_window, posts, seqs, wait_until
+from ..helpers import budget, max_in_window, posts, seqs, wait_until
 from ..support.processes import last_json, start_script
+from ..support.scripts import LEAVE
 
 OUTAGE = 5.0
 
@@ -52,13 +53,7 @@ def test_redis_stopped_under_load_blocks_no_track_and_loses_nothing(
     emulator, own_redis
 ) -> None:
     limit, window = 10, 1.0
-    emulator.inspect.set_rate_limit(limit, window)
-    kwargs = dict(
-        emulator.client_kwargs(),
-        requests_per_minute=limit,
-        rate_window=window,
-        flush_interval=0.2,
-    )
+    kwargs = budget(emulator, limit, window, flush_interval=0.2)
     url = own_redis.url(visibility_timeout=3)
     children: list[subprocess.Popen[str]] = []
     for p in range(4):
@@ -128,14 +123,6 @@ def test_redis_stopped_under_load_blocks_no_track_and_loses_nothing(
     assert busiest <= limit
 
 
-LEAVE = """
-import json, sys, bento_track
-client = bento_track.Client(store=sys.argv[1], **json.loads(sys.argv[2]))
-for i in range(300):
-    client.track("a", email="left@example.com", details={"seq": i})
-print(json.dumps({"left": client.shutdown()}))
-"""
-
 STAY = """
 import json, sys, bento_track
 client = bento_track.Client(store=sys.argv[1], **json.loads(sys.argv[2]))
@@ -147,14 +134,7 @@ print(json.dumps({"left": client.shutdown(), "sent": client.stats().sent}))
 def test_with_redis_down_a_sqlite_fallback_keeps_events_for_the_next_process(
     emulator, own_redis, tmp_path
 ) -> None:
-    emulator.inspect.set_rate_limit(1000, 1.0)
-    kwargs = dict(
-        emulator.client_kwargs(),
-        requests_per_minute=1000,
-        rate_window=1.0,
-        flush_interval=0.1,
-        shutdown_timeout=1.0,
-    )
+    kwargs = budget(emulator, 1000, 1.0, flush_interval=0.1, shutdown_timeout=1.0)
     own_redis.kill()  # Redis is down from the start
     url = own_redis.url(fallback=f"sqlite:///{tmp_path}/fallback.db")
     with start_script(LEAVE, url, json.dumps(kwargs)) as child:

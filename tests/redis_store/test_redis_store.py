@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import time
-from contextlib import closing
 from dataclasses import replace
 
 import pytest
@@ -22,7 +21,7 @@ from ..support.stores import RedisStores, recs
 
 
 def test_a_restart_that_comes_back_empty_waits_out_a_window(own_redis) -> None:
-    with closing(RedisStores(own_redis.url())) as stores:
+    with RedisStores(own_redis.url()) as stores:
         store = stores.open(replace(stores.policy, requests_per_window=5, window=2.0))
         # A server up for less than a window holds its first window too.
         wait_until(lambda: store.acquire()[0] is not None, 5)
@@ -41,7 +40,7 @@ def test_a_restart_that_comes_back_empty_waits_out_a_window(own_redis) -> None:
 
 
 def test_redis_down_events_wait_in_memory_and_move_back(own_redis) -> None:
-    with closing(RedisStores(own_redis.url(namespace="down"))) as stores:
+    with RedisStores(own_redis.url(namespace="down")) as stores:
         store = stores.open()
         store.put(recs(*range(5)))
         own_redis.kill()
@@ -61,7 +60,7 @@ def test_redis_down_events_wait_in_memory_and_move_back(own_redis) -> None:
 
 def test_a_write_whose_answer_was_lost_is_applied_once(own_redis) -> None:
     url = own_redis.url(namespace="lost", socket_timeout="0.3")
-    with closing(RedisStores(url)) as stores:
+    with RedisStores(url) as stores:
         store = stores.open()
         store.put(recs(*range(3)))
         own_redis.signal(signal.SIGSTOP)
@@ -80,22 +79,21 @@ def test_a_write_whose_answer_was_lost_is_applied_once(own_redis) -> None:
 
 
 def test_out_of_memory_keeps_events_locally_until_there_is_room(own_redis) -> None:
-    stores = RedisStores(own_redis.url(namespace="oom"))
-    store = stores.open()
-    db = own_redis.client()
-    try:
-        store.put(recs(*range(2)))
-        used = int(db.info("memory")["used_memory"])
-        db.config_set("maxmemory-policy", "noeviction")
-        db.config_set("maxmemory", str(used // 2))
-        assert store.put(recs(*range(2, 5))) == []
-        assert store.memory_held() == 3
-        db.config_set("maxmemory", "0")
-        wait_until(lambda: store.claim(True).lease is not None, 10)
-        assert store.memory_held() == 0 and store.stats().depth == 5
-    finally:
-        db.close()
-        stores.close()
+    with RedisStores(own_redis.url(namespace="oom")) as stores:
+        store = stores.open()
+        db = own_redis.client()
+        try:
+            store.put(recs(*range(2)))
+            used = int(db.info("memory")["used_memory"])
+            db.config_set("maxmemory-policy", "noeviction")
+            db.config_set("maxmemory", str(used // 2))
+            assert store.put(recs(*range(2, 5))) == []
+            assert store.memory_held() == 3
+            db.config_set("maxmemory", "0")
+            wait_until(lambda: store.claim(True).lease is not None, 10)
+            assert store.memory_held() == 0 and store.stats().depth == 5
+        finally:
+            db.close()
 
 
 def test_urls_options_and_mistakes(tmp_path, redis_url) -> None:

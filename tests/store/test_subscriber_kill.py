@@ -6,11 +6,9 @@ store, and the email changes keep their place in the queue."""
 from __future__ import annotations
 
 import json
-import signal
-import time
 
 from ..helpers import wait_until
-from ..support.processes import start_script
+from ..support.processes import killed_while_running
 
 KILLED = """
 import json, sys, threading, time, bento_track
@@ -41,20 +39,9 @@ def test_sigkill_loses_no_upsert_queued_half_a_second_before(
         flush_interval=0.05,
         retry_base_delay=0.05,
     )
-    with start_script(KILLED, url, json.dumps(kwargs)) as child:
-        assert child.stdout is not None
-        marks: list[tuple[int, float]] = []
-        started = time.monotonic()
-        try:
-            for line in child.stdout:
-                seq, at = line.split()
-                marks.append((int(seq), float(at)))
-                if time.monotonic() - started > 3.0:
-                    break
-        finally:
-            child.send_signal(signal.SIGKILL)
-            killed_at = time.monotonic()
-        child.wait(10)
+    marks, killed_at = killed_while_running(
+        KILLED, url, json.dumps(kwargs), seconds=3.0
+    )
     assert emulator.inspect.request_counts().get("503", 0) > 0  # it was failing
     assert emulator.inspect.subscribers() == []
     must = max(seq for seq, at in marks if at <= killed_at - 0.5)

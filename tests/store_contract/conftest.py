@@ -1,7 +1,7 @@
 """The stores the contract runs against: memory, SQLite (a file of the
 test's own) and Redis (a namespace of the test's own on the session's real
 `redis-server`): `stores` in this process, `store_url` for child processes
-(the durable ones). Adding a store is adding a `Stores` (`tests/support/
+(the durable ones), with an `emulator` of each test's own. Adding a store is adding a `Stores` (`tests/support/
 stores`) and a parameter here."""
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bento_track.emulator import EmulatorServer
-
+from ..support.fixtures import isolated_emulator  # noqa: F401 (the emulator)
 from ..support.stores import (
     MemoryStores,
     RedisStores,
@@ -32,10 +31,8 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
         made = SQLiteStores(tmp_path / "contract.db")
     else:
         made = RedisStores(request.getfixturevalue("redis_url"))
-    try:
+    with made:
         yield made
-    finally:
-        made.close()
 
 
 @pytest.fixture
@@ -52,10 +49,3 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> StoreURL:
     if request.param == "sqlite":
         return StoreURL("sqlite", f"sqlite:///{tmp_path}/store.db")
     return StoreURL("redis", request.getfixturevalue("redis_url"))
-
-
-@pytest.fixture
-def emulator(own_emulator: EmulatorServer) -> EmulatorServer:
-    """An emulator of the test's own: a child process of an earlier test
-    that delivers late can never count here."""
-    return own_emulator

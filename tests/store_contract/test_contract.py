@@ -48,6 +48,13 @@ def drain(stores: Stores, store: Store) -> list[list[bytes]]:
         store.ack(lease)
 
 
+def known_bug(request: pytest.FixtureRequest, where: bool, bug: str) -> None:
+    """Where `where` holds, the test fails for `bug` until it is fixed (a
+    strict xfail: the fix makes it pass, and then this line must go)."""
+    if where:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=bug))
+
+
 def granted(answer: tuple[int | None, float]) -> tuple[int | None, float] | None:
     """An answer of `Store.acquire` that grants a permit, else None."""
     return answer if answer[0] is not None else None
@@ -187,15 +194,13 @@ class StoreContract:
     def test_the_bound_drops_the_newest_events(
         self, stores: Stores, request: pytest.FixtureRequest
     ) -> None:
-        if stores.kind == "memory":
-            request.applymarker(
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="MemoryStore.put returns drop_newest's drops newest "
-                    "first (bento_track/queues/memory.py: the 1% steps are "
-                    "appended, not prepended)",
-                )
-            )
+        known_bug(
+            request,
+            stores.kind == "memory",
+            "MemoryStore.put returns drop_newest's drops newest first "
+            "(bento_track/queues/memory.py: the 1% steps are appended, not "
+            "prepended)",
+        )
         one = size(recs(0))  # 9 bytes each
         store = stores.open(max_bytes=one * 4)
         assert store.put(recs(0, 1, 2)) == []
@@ -308,15 +313,13 @@ class StoreContract:
     def test_what_is_settled_or_released_is_held_by_nobody(
         self, stores: Stores, request: pytest.FixtureRequest
     ) -> None:
-        if stores.kind == "redis":
-            request.applymarker(
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="a released chunk stays pending under the releasing "
-                    "consumer until claimed again, and STATS counts that "
-                    "consumer as a holder (bento_track/queues/redis_scripts.py)",
-                )
-            )
+        known_bug(
+            request,
+            stores.kind == "redis",
+            "a released chunk stays pending under the releasing consumer "
+            "until claimed again, and STATS counts that consumer as a holder "
+            "(bento_track/queues/redis_scripts.py)",
+        )
         policy = replace(stores.policy, max_count=40, requests_per_window=100)
         store = stores.open(policy)
         store.put(recs(*range(10)))

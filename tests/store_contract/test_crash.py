@@ -16,8 +16,14 @@ import time
 
 import pytest
 
-from ..helpers import posts, seqs, wait_until
-from ..support.processes import last_json, run_script, start_script
+from ..helpers import budget, posts, seqs, wait_until
+from ..support.processes import (
+    killed_while_running,
+    last_json,
+    run_script,
+    start_script,
+)
+from ..support.scripts import DRAIN, LEAVE
 from ..support.stores import StoreURL
 
 LEASE_TIMEOUT = 2.0
@@ -38,14 +44,8 @@ client.flush(60)  # claims the batch and waits in the (delayed) request
 def test_a_killed_shippers_batch_is_taken_over_by_another_process(
     emulator, store_url: StoreURL, clients, bento_accepted
 ) -> None:
-    emulator.inspect.set_rate_limit(1000, 1.0)
     url = store_url.url(lease_timeout=f"{LEASE_TIMEOUT:g}")
-    kwargs = dict(
-        emulator.client_kwargs(),
-        requests_per_minute=1000,
-        rate_window=1.0,
-        flush_interval=60.0,
-    )
+    kwargs = budget(emulator, 1000, 1.0, flush_interval=60.0)
     emulator.inspect.slow_next(1, 1.0)  # Bento answers a second late
     with start_script(SHIP, url, json.dumps(kwargs)) as child:
         try:
@@ -103,56 +103,16 @@ while True:
     i += 1
 """
 
-DRAIN = """
-import json, sys, threading, time, bento_track
-url, kwargs = sys.argv[1], json.loads(sys.argv[2])
-# A new process on the store: it tracks nothing, and delivers what is there.
-client = bento_track.Client(store=url, **kwargs)
-deadline, tick = time.monotonic() + 90, threading.Event()
-def store_figures():
-    # Redis's are read in the background: `stale` until a reading came back.
-    while True:
-        store = client.stats().store
-        if not store.stale or time.monotonic() > deadline:
-            return store
-        tick.wait(0.05)
-while store_figures().depth and time.monotonic() < deadline:
-    tick.wait(0.05)
-store = store_figures()
-print(json.dumps({"ok": store.depth == 0, "depth": store.depth,
-                  "reclaimed": store.reclaimed, "sent": client.stats().sent}))
-"""
-
 
 def test_a_tracking_process_killed_while_bento_fails_loses_nothing_tracked(
     emulator, store_url: StoreURL
 ) -> None:
-    emulator.inspect.set_rate_limit(100_000, 1.0)
     emulator.inspect.fail_next(1_000_000, status=503)
     url = store_url.url(lease_timeout=f"{LEASE_TIMEOUT:g}")
-    kwargs = dict(
-        emulator.client_kwargs(),
-        requests_per_minute=100_000,
-        rate_window=1.0,
-        flush_interval=0.05,
-        retry_base_delay=0.05,
+    kwargs = budget(emulator, 100_000, 1.0, flush_interval=0.05, retry_base_delay=0.05)
+    marks, killed_at = killed_while_running(
+        KILLED, url, json.dumps(kwargs), seconds=2.0
     )
-    # `with`: the child's three pipes are closed once it is dead; the kill is
-    # in `finally` so that a failing loop never leaves `with` waiting on it.
-    with start_script(KILLED, url, json.dumps(kwargs)) as child:
-        assert child.stdout is not None
-        marks: list[tuple[int, float]] = []
-        started = time.monotonic()
-        try:
-            for line in child.stdout:
-                seq, at = line.split()
-                marks.append((int(seq), float(at)))
-                if time.monotonic() - started > 2.0:
-                    break
-        finally:
-            child.send_signal(signal.SIGKILL)
-            killed_at = time.monotonic()
-        child.wait(10)
     assert emulator.inspect.request_counts().get("503", 0) > 0  # it was failing
     assert not seqs(emulator)
     # Every event whose track() returned at least 0.5 s before the kill.
@@ -172,25 +132,16 @@ def test_a_tracking_process_killed_while_bento_fails_loses_nothing_tracked(
     assert duplicates <= result["reclaimed"]  # only reclaimed events can repeat
 
 
-LEAVE = """
-import json, sys, bento_track
-client = bento_track.Client(store=sys.argv[1], **json.loads(sys.argv[2]),
-                            shutdown_timeout=0.3, retry_base_delay=0.05)
-for i in range(300):
-    client.track("a", email="left@example.com", details={"seq": i})
-print(json.dumps({"left": client.shutdown()}))
-"""
-
-
 def test_what_a_process_left_is_delivered_by_the_next_one(
     emulator, store_url: StoreURL
 ) -> None:
-    emulator.inspect.set_rate_limit(1000, 1.0)
-    kwargs = dict(
-        emulator.client_kwargs(),
-        requests_per_minute=1000,
-        rate_window=1.0,
+    kwargs = budget(
+        emulator,
+        1000,
+        1.0,
         flush_interval=60.0,
+        shutdown_timeout=0.3,
+        retry_base_delay=0.05,
     )
     emulator.inspect.fail_next(1_000_000, status=503)
     done = run_script(LEAVE, store_url, json.dumps(kwargs))

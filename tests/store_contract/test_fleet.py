@@ -6,6 +6,7 @@ each event once. The issue's 20 requests per 6 s is scaled down to 20 per
 
 from __future__ import annotations
 
+from ..helpers import budget
 from ..support.fleet import check_fleet, run_fleet
 from ..support.stores import StoreURL
 
@@ -14,11 +15,10 @@ def test_eight_processes_on_two_hosts_share_one_budget_and_one_queue(
     emulator, store_url: StoreURL
 ) -> None:
     limit, window = 20, 2.0
-    emulator.inspect.set_rate_limit(limit, window)
-    kwargs = dict(
-        emulator.client_kwargs(),
-        requests_per_minute=limit,  # each process is given the whole budget
-        rate_window=window,
+    kwargs = budget(
+        emulator,
+        limit,  # each process is given the whole budget
+        window,
         max_batch_size=10,
         flush_interval=0.2,
     )

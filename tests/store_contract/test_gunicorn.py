@@ -16,7 +16,7 @@ import threading
 import httpx
 import pytest
 
-from ..helpers import wait_until
+from ..helpers import budget, wait_until
 from ..support.processes import ROOT, child_env, free_port, kill_group
 from ..support.stores import StoreURL
 
@@ -52,13 +52,7 @@ def test_preloaded_gunicorn_workers_deliver_everything_and_sigterm_loses_none(
     (tmp_path / "app.py").write_text(textwrap.dedent(APP))
     port = free_port()
     # A long flush interval: the events wait in the store until SIGTERM.
-    kwargs = dict(
-        emulator.client_kwargs(),
-        requests_per_minute=1000,
-        rate_window=1.0,
-        flush_interval=3600.0,
-        shutdown_timeout=5.0,
-    )
+    kwargs = budget(emulator, 1000, 1.0, flush_interval=3600.0, shutdown_timeout=5.0)
     env = child_env(TEST_STORE=str(store_url), TEST_KWARGS=json.dumps(kwargs))
     env["PYTHONPATH"] = f"{ROOT}:{tmp_path}"
     server = subprocess.Popen(

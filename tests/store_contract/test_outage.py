@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import json
 
+from ..helpers import budget
 from ..support.processes import last_json, reap, start_script
 from ..support.stores import StoreURL
 
@@ -49,15 +50,8 @@ print(json.dumps({"ok": ok, "sent": stats.sent, "dropped": stats.dropped,
 
 def _run(emulator, url: str, n: int) -> dict:
     emulator.inspect.reset()
-    emulator.inspect.set_rate_limit(10_000, 1.0)
     emulator.inspect.fail_next(1_000_000, status=503)
-    kwargs = dict(
-        emulator.client_kwargs(),
-        requests_per_minute=10_000,
-        rate_window=1.0,
-        flush_interval=0.5,
-        retry_base_delay=0.05,
-    )
+    kwargs = budget(emulator, 10_000, 1.0, flush_interval=0.5, retry_base_delay=0.05)
     child = start_script(TRACK_THROUGH_OUTAGE, url, json.dumps(kwargs), n, OUTAGE)
     try:
         assert child.stdout is not None and child.stdin is not None

@@ -1,7 +1,8 @@
 """Child processes and ports for the multi-process suites: a fresh
 interpreter running a small script against the session's emulator (no
 `BENTO_*` variable of the parent leaks in), in a process group when the test
-signals a simulated host as a whole, and loopback ports nobody holds."""
+signals a simulated host as a whole; servers run in a session of their own
+and killed with everything they started; loopback ports nobody holds."""
 
 from __future__ import annotations
 
@@ -12,9 +13,14 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+import httpx
+
+from ..helpers import wait_until
 
 #: the repository (children import bento_track from here)
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +93,24 @@ def run_script(
     return done
 
 
+def run_benchmark(
+    name: str, *, timeout: float = 120.0, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m benchmarks.NAME` from the repository, with `env` added to
+    this process's environment (the benchmarks read their sizes there); it
+    must succeed. Its figures are JSON on its output."""
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def finish(
     children: list[subprocess.Popen[str]], timeout: float = 180.0
 ) -> list[tuple[str, str]]:
@@ -127,6 +151,134 @@ def kill_group(process: subprocess.Popen[Any]) -> None:
     reap(process)
 
 
+def killed_while_running(
+    source: str, *args: object, seconds: float
+) -> tuple[list[tuple[int, float]], float]:
+    """Run `source` (it prints a line "SEQ TIME" now and then: the last
+    event whose call returned, and `time.monotonic()` then) for `seconds`,
+    then SIGKILL it. Returns the (seq, time) marks it printed and when it
+    was killed (on the same clock: one host)."""
+    with start_script(source, *args) as child:
+        # `with`: the child's pipes are closed once it is dead; the kill is
+        # in `finally` so that a failing loop never leaves `with` waiting.
+        assert child.stdout is not None
+        marks: list[tuple[int, float]] = []
+        started = time.monotonic()
+        try:
+            for line in child.stdout:
+                seq, at = line.split()
+                marks.append((int(seq), float(at)))
+                if time.monotonic() - started > seconds:
+                    break
+        finally:
+            child.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+        child.wait(10)
+    assert marks, "the child printed nothing before it was killed"
+    return marks, killed_at
+
+
 def last_json(text: str) -> Any:
     """The JSON document on the last line of a child process's output."""
     return json.loads(text.strip().splitlines()[-1])
+
+
+class Server:
+    """A program run for a test (a web server, an example), in a session of
+    its own so that killing it kills its workers too, its output to a log
+    file. End it with `stop()` (SIGTERM and a wait: the graceful path the
+    test checks), `close()` (SIGTERM, a grace period, then the kill) or
+    `kill()`; the fixture that starts it calls `kill()` or `close()` at the
+    end of the test, whatever happened.
+
+    Attributes:
+        argv: the command.
+        url: where it answers HTTP, if it does.
+        log: the file its output goes to.
+        process: the running process.
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        log: Path,
+        url: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.url = url
+        self.log = log
+        self.name = name or self.argv[0]
+        self._log_file = log.open("wb")
+        self.process = subprocess.Popen(
+            self.argv,
+            env=env,
+            cwd=cwd,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        """What it printed so far."""
+        self._log_file.flush()
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        """It has not exited."""
+        return self.process.poll() is None
+
+    def wait_http(self, where: str = "/", timeout: float = 30.0) -> None:
+        """Wait until `GET where` answers (any status): a path on `url`, or
+        a whole URL. Fails at once if the program exits."""
+        target = where if "://" in where else f"{self.url}{where}"
+
+        def answered() -> bool:
+            if not self.alive():
+                raise AssertionError(
+                    f"{self.name} exited ({self.process.returncode}):\n{self.output()}"
+                )
+            try:
+                httpx.get(target, timeout=2, trust_env=False)
+            except httpx.TransportError:
+                return False
+            return True
+
+        wait_until(answered, timeout, f"{target} to answer")
+
+    def terminate(self) -> None:
+        """Send SIGTERM (the graceful path) without waiting."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait for the exit; the exit code."""
+        self.terminate()
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"{self.name} did not exit within {timeout} s of SIGTERM:\n"
+                f"{self.output()}"
+            ) from None
+        return code
+
+    def close(self, grace: float = 10.0) -> None:
+        """SIGTERM, up to `grace` seconds to exit, then `kill()`."""
+        self.terminate()
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()
+
+    def kill(self) -> None:
+        """Kill its process group (workers a dead master left behind too),
+        reap it and close the log."""
+        kill_group(self.process)
+        self._log_file.close()

@@ -38,6 +38,7 @@ from bento_track.queues.redis import RedisStore, open_redis_store
 from ..helpers import wait_until
 
 T = TypeVar("T")
+S = TypeVar("S", bound="Stores")
 
 #: the policy of the stores on a FakeClock (time is free: a long window)
 POLICY = StorePolicy(
@@ -151,6 +152,12 @@ class Stores:
         """Close every store opened."""
         for store in self.made:
             store.close()
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class MemoryStores(Stores):
