@@ -447,13 +447,12 @@ def _saved(
     try:
         client = get_client()
         old_email, was_active = before if before is not None else (None, False)
-        changed = (
-            old_email is not None
+        if (
+            was_active  # a subscriber Bento has: move it, keeping its history
+            and old_email is not None
             and saved_email is not None
             and old_email.lower() != saved_email.lower()
-        )
-        if changed and was_active:
-            assert old_email is not None and saved_email is not None
+        ):
             client.change_subscriber_email(old_email, saved_email)
         user = _fresh(config, pk, using)
         if user is None:  # deleted since, in the same transaction: post_delete
