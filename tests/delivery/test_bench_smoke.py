@@ -24,5 +24,7 @@ def test_bench_delivery_runs_with_tiny_numbers() -> None:
     assert result["sink_port"] > 0
     assert result["bento_track"]["delivered"] == 500
     assert result["segment"]["delivered"] == 500
+    assert result["floor"]["delivered"] == result["floor_validated"]["delivered"] == 500
     assert result["track_ratio"] > 0 and result["cpu_ratio"] > 0
+    assert result["floor_ratio"] > 0 and result["floor_validated_ratio"] > 0
     assert result["sustained"].get("requests_429", 0) == 0

@@ -17,7 +17,7 @@ import threading
 import time
 
 from ..helpers import budget, max_in_window, posts, seqs, wait_until
-from ..support.processes import last_json, start_script
+from ..support.processes import last_json, reap, start_script
 from ..support.scripts import LEAVE
 
 OUTAGE = 5.0
@@ -89,9 +89,7 @@ def test_redis_stopped_under_load_blocks_no_track_and_loses_nothing(
             results.append(last_json(out))
     finally:
         for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+            reap(child)  # killed if it still runs; its pipes closed
     assert all(r["ok"] and r["errors"] == 0 and not r["dropped"] for r in results)
     worst = max(r["max_ms"] for r in results)
     tracked = sum(r["n"] for r in results)
