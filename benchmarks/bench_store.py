@@ -46,16 +46,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _client(store: str | None) -> bento_track.Client:
-    return bento_track.Client(
-        site_uuid="bench",
-        publishable_key="pk_bench",
-        secret_key="sk_bench",
-        base_url=f"http://127.0.0.1:{bench_delivery.PORT}/api/v1",
-        max_queue_size=10**7,
-        requests_per_minute=100_000,
-        flush_interval=0.5,
-        store=store,
-    )
+    """bench_delivery's client (on the sink's port, once started), with `store`."""
+    return bench_delivery._our_client(store=store)
 
 
 def bench_one(store: str | None, n: int) -> dict[str, Any]:

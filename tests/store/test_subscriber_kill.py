@@ -9,22 +9,13 @@ import json
 
 from ..helpers import wait_until
 from ..support.processes import killed_while_running
+from ..support.scripts import busy_until_killed
 
-KILLED = """
-import json, sys, threading, time, bento_track
-url, kwargs = sys.argv[1], json.loads(sys.argv[2])
-client = bento_track.Client(store=url, **kwargs)
-tick = threading.Event()
-i = 0
-while True:
-    client.upsert_subscriber(f"u{i}@example.com", fields={"seq": i}, tags=["saved"])
-    if i % 100 == 0:  # an email change now and then, in the queue's order
-        client.change_subscriber_email(f"u{i}@example.com", f"moved{i}@example.com")
-    if i % 50 == 49:  # the last update whose call returned, and when
-        print(i, time.monotonic(), flush=True)
-        tick.wait(0.005)
-    i += 1
-"""
+KILLED = busy_until_killed("""
+client.upsert_subscriber(f"u{i}@example.com", fields={"seq": i}, tags=["saved"])
+if i % 100 == 0:  # an email change now and then, in the queue's order
+    client.change_subscriber_email(f"u{i}@example.com", f"moved{i}@example.com")
+""")
 
 
 def test_sigkill_loses_no_upsert_queued_half_a_second_before(

@@ -23,7 +23,7 @@ from ..support.processes import (
     run_script,
     start_script,
 )
-from ..support.scripts import DRAIN, LEAVE
+from ..support.scripts import DRAIN, LEAVE, busy_until_killed
 from ..support.stores import StoreURL
 
 LEASE_TIMEOUT = 2.0
@@ -89,19 +89,9 @@ def test_a_killed_shippers_batch_is_taken_over_by_another_process(
     assert duplicates == (30 if bento_accepted else 0)
 
 
-KILLED = """
-import json, sys, threading, time, bento_track
-url, kwargs = sys.argv[1], json.loads(sys.argv[2])
-client = bento_track.Client(store=url, **kwargs)
-tick = threading.Event()
-i = 0
-while True:
-    client.track("a", email="killed@example.com", details={"seq": i})
-    if i % 50 == 49:  # the last event whose track() returned, and when
-        print(i, time.monotonic(), flush=True)
-        tick.wait(0.005)  # a busy app: up to 10,000 events a second
-    i += 1
-"""
+KILLED = busy_until_killed(
+    'client.track("a", email="killed@example.com", details={"seq": i})'
+)
 
 
 def test_a_tracking_process_killed_while_bento_fails_loses_nothing_tracked(

@@ -2,6 +2,29 @@
 (`start_script`, `run_script`): argv is the store URL, then the client's
 options as JSON."""
 
+import textwrap
+
+
+def busy_until_killed(calls: str) -> str:
+    """A program that makes `calls` (statements of `client` and `i`) for
+    i = 0, 1, 2... until it is killed, printing "i time" (`time.monotonic()`)
+    after every 50th: the last call that returned, and when (a busy app:
+    up to 10,000 calls a second). For `killed_while_running`."""
+    return f"""
+import json, sys, threading, time, bento_track
+url, kwargs = sys.argv[1], json.loads(sys.argv[2])
+client = bento_track.Client(store=url, **kwargs)
+tick = threading.Event()
+i = 0
+while True:
+{textwrap.indent(textwrap.dedent(calls).strip(), "    ")}
+    if i % 50 == 49:
+        print(i, time.monotonic(), flush=True)
+        tick.wait(0.005)
+    i += 1
+"""
+
+
 #: tracks events 0-299 and exits; prints {"left": what shutdown() left}
 LEAVE = """
 import json, sys, bento_track
