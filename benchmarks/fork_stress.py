@@ -6,8 +6,8 @@ Run: `.venv/bin/python -m benchmarks.fork_stress` (env `RUNS`, default 30;
 run, then one JSON line with the tally.
 
 Each run starts gunicorn `--preload -w WORKERS` on the WSGI app of
-`tests/store/test_gunicorn.py` with the default memory store. The client is
-made in the master, which also tracks an event before the fork, with a
+`tests/store_contract/test_gunicorn.py` with the default memory store. The
+client is made in the master, which also tracks an event before the fork, with a
 flush interval drawn per run between 10 and 150 ms: the master's delivery
 thread makes its first send while gunicorn forks, at a different moment of
 that send in each run. Then REQUESTS requests, each tracking one event (8
@@ -17,7 +17,7 @@ event is counted apart). Before the fix this lost a worker's events in
 some runs: the child inherited a half-imported httpcore.
 
 Every server runs in a process group of its own, killed at the end of its
-run whatever happened (`integrations/conftest.py`'s `Server`), so nothing is
+run whatever happened (`tests/support/processes.py`'s `Server`), so nothing is
 left behind.
 """
 
