@@ -13,7 +13,6 @@ from bento_track._delivery.worker import WorkerSettings
 from bento_track.errors import ConfigurationError
 from bento_track.options import OPTIONS
 
-
 KEYS = dict(site_uuid="site", publishable_key="pk", secret_key="sk")
 
 
