@@ -143,8 +143,9 @@ class MemoryStore:
     @property
     def budget(self) -> RequestBudget:
         """This process's request budget (the memory store's own; shared
-        stores keep theirs in the file or on Redis)."""
-        assert self._budget is not None, "configure() first"
+        stores keep theirs in the file or on Redis): only after `configure`,
+        and only for a store with one (`StorePolicy.budgeted`)."""
+        assert self._budget is not None, "configure() first, with a budget"
         return self._budget
 
     def put(self, records: list[Record]) -> list[Record]:
