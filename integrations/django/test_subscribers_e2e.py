@@ -171,8 +171,9 @@ def test_a_users_life_ends_as_one_subscriber(
 def test_a_user_saved_100_times_in_a_second_costs_one_row(
     members_db: str, emulator: Any, servers: Any, tmp_path: Path
 ) -> None:
+    # An interval a loaded 2-core machine's 100 saves fit in (1.5 s seen).
     site = start(
-        "gunicorn", emulator, servers, tmp_path, MEMBERS_DB=members_db, MEMBERS_FLUSH="1"
+        "gunicorn", emulator, servers, tmp_path, MEMBERS_DB=members_db, MEMBERS_FLUSH="3"
     )
     with httpx.Client(base_url=site.url, trust_env=False, timeout=30) as http:
         bob = {"username": "bob", "email": "bob@example.com", "first_name": "Bob"}
@@ -181,7 +182,7 @@ def test_a_user_saved_100_times_in_a_second_costs_one_row(
         before = len(subscriber_posts(emulator))
 
         saved = http.post(f"/users/{uid}/save-many/?n=100&marker=saved").json()
-        assert saved["seconds"] < 1.0, saved  # 100 saves within one interval
+        assert saved["seconds"] < 3.0, saved  # 100 saves within one interval
         marked(emulator, "saved")
         [post] = subscriber_posts(emulator)[before:]
         assert (post["count"], post["status"]) == (1, 200)  # one row

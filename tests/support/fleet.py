@@ -32,7 +32,8 @@ for i in range(int(first), int(first + n)):
 ok = client.flush(90)
 stats = client.stats()
 print(json.dumps({"ok": ok, "requests": stats.requests, "sent": stats.sent,
-                  "dropped": stats.dropped, "reclaimed": stats.store.reclaimed,
+                  "responses": stats.responses, "dropped": stats.dropped,
+                  "reclaimed": stats.store.reclaimed,
                   "processes": stats.store.processes}))
 """
 
@@ -91,7 +92,8 @@ def check_fleet(
     assert all(r["status"] == 200 for r in sent)
     busiest = max_in_window([r["time"] for r in sent], window)
     assert busiest <= limit
-    assert sum(r["requests"] for r in results) == len(sent)
+    made = sum(r["requests"] for r in results)
+    assert made == len(sent), (made, len(sent), [r["responses"] for r in results])
     span = max(r["time"] for r in sent) - min(r["time"] for r in sent)
     return (
         f"{len(want)} events from {processes} processes in {len(sent)} requests "
