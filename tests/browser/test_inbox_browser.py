@@ -103,6 +103,11 @@ def by_css(browser: Any, selector: str) -> list[Any]:
 
 
 def open_inbox(browser: Any, server: EmulatorServer) -> None:
+    # The browser outlives each module's emulator: leave the last page (whose
+    # polls would fail once its server stopped) and forget what it logged, so
+    # `console_errors` reads this page's entries only.
+    browser.get("about:blank")
+    browser.get_log("browser")
     browser.get(server.url + "/_emulator/")
     wait(
         browser,
