@@ -30,11 +30,15 @@ for i in range(int(first), int(first + n)):
     client.track("a", email=f"p{int(first)}@example.com", details={"seq": i})
     tick.wait(gap)  # a trickle, as a web app's events come
 ok = client.flush(90)
+store = client.stats().store
+# flush() returns once this process's events are settled, maybe while it is
+# still sending others' events: its counts are read once it has stopped.
+left = client.shutdown(30)
 stats = client.stats()
-print(json.dumps({"ok": ok, "requests": stats.requests, "sent": stats.sent,
-                  "responses": stats.responses, "dropped": stats.dropped,
-                  "reclaimed": stats.store.reclaimed,
-                  "processes": stats.store.processes}))
+print(json.dumps({"ok": ok and left == 0, "requests": stats.requests,
+                  "sent": stats.sent, "responses": stats.responses,
+                  "dropped": stats.dropped, "reclaimed": store.reclaimed,
+                  "processes": store.processes}))
 """
 
 
