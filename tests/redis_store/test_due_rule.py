@@ -7,23 +7,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import redis
 
-from bento_track.queues import StorePolicy
 from bento_track.queues.redis_calls import Scripts
 from bento_track.queues.redis_keys import account_keys
 
+from ..support import stores
 from ..support.redis_server import RedisServer
 
-POLICY = StorePolicy(
-    max_count=10,
-    max_bytes=1000,
-    flush_interval=5.0,
-    requests_per_window=1000,
-    window=1.0,
-)
+POLICY = replace(stores.POLICY, max_bytes=1000, requests_per_window=1000, window=1.0)
 #: the server's time for the script, in ms: the scripts never let their
 #: clock go back, so a `clock` later than Redis's TIME pins it
 NOW_MS = 10**13

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import redis
 
-from bento_track.queues import Account, StorePolicy
+from bento_track.queues import Account
 from bento_track.queues.redis import adopt_legacy
 from bento_track.queues.redis_calls import (
     ClaimedChunk,
@@ -21,15 +22,10 @@ from bento_track.queues.redis_calls import (
 )
 from bento_track.queues.redis_keys import Keys, account_keys, legacy_keys
 
+from ..support import stores
 from ..support.redis_server import RedisServer
 
-POLICY = StorePolicy(
-    max_count=10,
-    max_bytes=10_000,
-    flush_interval=5.0,
-    requests_per_window=3,
-    window=1.0,
-)
+POLICY = replace(stores.POLICY, window=1.0)
 
 
 def recs(n: int, first: int = 0) -> list[bytes]:
