@@ -155,20 +155,20 @@ def killed_while_running(
     source: str, *args: object, seconds: float
 ) -> tuple[list[tuple[int, float]], float]:
     """Run `source` (it prints a line "SEQ TIME" now and then: the last
-    event whose call returned, and `time.monotonic()` then) for `seconds`,
-    then SIGKILL it. Returns the (seq, time) marks it printed and when it
-    was killed (on the same clock: one host)."""
+    event whose call returned, and `time.monotonic()` then) until `seconds`
+    after its first line (a loaded machine may take seconds to start an
+    interpreter), then SIGKILL it. Returns the (seq, time) marks it printed
+    and when it was killed (on the same clock: one host)."""
     with start_script(source, *args) as child:
         # `with`: the child's pipes are closed once it is dead; the kill is
         # in `finally` so that a failing loop never leaves `with` waiting.
         assert child.stdout is not None
         marks: list[tuple[int, float]] = []
-        started = time.monotonic()
         try:
             for line in child.stdout:
                 seq, at = line.split()
                 marks.append((int(seq), float(at)))
-                if time.monotonic() - started > seconds:
+                if time.monotonic() - marks[0][1] > seconds:
                     break
         finally:
             child.send_signal(signal.SIGKILL)
