@@ -43,6 +43,11 @@ BentoTrack(app, events={"POST /visit": "dev.visited"}, identify=lambda: "dev@exa
 def visit():
     bento_track.track("dev.tracked", email="dev@example.com")
     return "ok"
+
+
+@app.get("/queued")
+def queued():
+    return str(bento_track.stats().enqueued)
 """
 
 DJANGO_SITE = """
@@ -76,7 +81,11 @@ def visit(request):
     return HttpResponse("ok")
 
 
-urlpatterns = [path("visit/", visit)]
+def queued(request):
+    return HttpResponse(str(bento_track.stats().enqueued))
+
+
+urlpatterns = [path("visit/", visit), path("queued/", queued)]
 """
 
 BOTH = ["dev.tracked", "dev.visited"]
@@ -141,6 +150,15 @@ def test_a_dev_server_stopped_by_a_signal(
     response = wait_until(answered, 60, f"{server} to answer")
     assert response.text == "ok", site.output()
     assert emulator.inspect.events() == []  # queued: the interval is 60 s
+    # The rule event is captured when the server closes the response, which
+    # may be after the client read it: the signal comes once both are queued.
+    queued_path = path.replace("visit", "queued")
+    wait_until(
+        lambda: httpx.get(site.url + queued_path, timeout=5, trust_env=False).text
+        == "2",
+        30,
+        "both events queued",
+    )
 
     # As a terminal sends Ctrl-C (to the whole process group), and as an
     # IDE, `kill` or a process manager sends SIGTERM (to the server: with the
