@@ -259,7 +259,10 @@ class StoreContract:
             lambda: granted(b.acquire()), window * 0.8 + 0.01
         )
         assert permit is not None and wait == 0.0
-        assert a.stats().budget_used == 3  # two ended within the window, one flying
+        # Two ended within the window, one flying; on a real clock the two
+        # may have left the window by the time the figures are read.
+        used = a.stats().budget_used
+        assert used == 3 if not stores.slack else 1 <= used <= 3
         b.complete(permit)
 
     # -- the 429 pause -----------------------------------------------------------------
