@@ -30,4 +30,5 @@ def test_bench_plugin_runs_with_one_round() -> None:
     assert result["bento_track_modules_imported"] == []
     assert result["with_plugin_ms"] > 0 and result["without_plugin_ms"] > 0
     assert result["budget_ms"] == 20.0
+    assert 0 < result["plugin_import_ms"] < 1000
     assert "added by the plugin" in done.stdout
