@@ -32,9 +32,10 @@ def test_a_restart_that_comes_back_empty_waits_out_a_window(own_redis) -> None:
         assert store.acquire()[0] is None  # five granted: the budget is spent
         own_redis.kill()
         own_redis.start()  # same port, no data
-        restarted = time.monotonic()
         wait_until(lambda: store.acquire()[0] is not None, 10)
-        waited = time.monotonic() - restarted
+        # From the server's start, as the store counts its first window
+        # (a loaded machine may take a second to see it answer).
+        waited = time.monotonic() - own_redis.started_at
         print(f"first grant {waited:.2f} s after the restart (window 2 s)")
         assert waited >= 1.5  # the log is gone, the window is not
 

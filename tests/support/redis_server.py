@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -29,6 +30,9 @@ class RedisServer:
         self.workdir = workdir
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        #: `time.monotonic()` when the process was last started (Redis's
+        #: uptime counts from a moment later)
+        self.started_at = 0.0
 
     def start(self) -> RedisServer:
         """Start it (again, on the same port after `kill`) and wait until it
@@ -54,6 +58,7 @@ class RedisServer:
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
             )
+        self.started_at = time.monotonic()
         db = self.client()
 
         def up() -> bool:
