@@ -132,15 +132,23 @@ def test_django_email(run_example: Any) -> None:
         asked = http.post("/password-reset/", data={"email": "ann@example.com"})
         assert asked.status_code == 200, asked.text
         welcome, reset = inspector.emails()
-        assert (welcome["to"], welcome["from"]) == ("ann@example.com", "hello@example.com")
+        assert (welcome["to"], welcome["from"]) == (
+            "ann@example.com",
+            "hello@example.com",
+        )
         assert welcome["subject"] == "Welcome to Acme, {{ name }}"
         assert welcome["html_body"].startswith("<h1>Welcome, {{ name }}!</h1>")
         assert welcome["personalizations"] == {"name": "ann"}
-        assert (reset["to"], reset["subject"]) == ("ann@example.com", "Reset your Acme password")
+        assert (reset["to"], reset["subject"]) == (
+            "ann@example.com",
+            "Reset your Acme password",
+        )
         link = reset["html_body"].split('href="', 1)[1].split('"', 1)[0]
         form = http.get(httpx.URL(link).path, follow_redirects=True)
         assert "new_password1" in form.text, form.text
-    assert [e["type"] for e in received(inspector, 1)] == ["account.signup"], app.output()
+    assert [e["type"] for e in received(inspector, 1)] == ["account.signup"], (
+        app.output()
+    )
 
 
 def test_django_subscribers(run_example: Any) -> None:

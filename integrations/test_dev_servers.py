@@ -154,8 +154,9 @@ def test_a_dev_server_stopped_by_a_signal(
     # may be after the client read it: the signal comes once both are queued.
     queued_path = path.replace("visit", "queued")
     wait_until(
-        lambda: httpx.get(site.url + queued_path, timeout=5, trust_env=False).text
-        == "2",
+        lambda: (
+            httpx.get(site.url + queued_path, timeout=5, trust_env=False).text == "2"
+        ),
         30,
         "both events queued",
     )

@@ -37,19 +37,84 @@ class Colour(enum.Enum):
 
 
 BAD_SETTINGS: list[tuple[str, dict[str, Any], str, str]] = [
-    ("no site uuid", {"environ": env(BENTO_SITE_UUID=None)}, "site_uuid", "BENTO_SITE_UUID"),
-    ("no publishable key", {"environ": env(BENTO_PUBLISHABLE_KEY=None)}, "publishable_key", "BENTO_PUBLISHABLE_KEY"),
-    ("no secret key", {"environ": env(BENTO_SECRET_KEY=None)}, "secret_key", "BENTO_SECRET_KEY"),
-    ("empty secret key", {"environ": env(BENTO_SECRET_KEY="")}, "secret_key", "BENTO_SECRET_KEY"),
-    ("key with a trailing newline", {"environ": env(BENTO_PUBLISHABLE_KEY="pk_abc\n")}, "publishable_key", "malformed"),
-    ("quoted site uuid", {"environ": env(BENTO_SITE_UUID='"site"')}, "site_uuid", "malformed"),
-    ("base url not a URL", {"environ": env(BENTO_BASE_URL="app.bentonow.com")}, "base_url", "BENTO_BASE_URL"),
-    ("base url ftp", {"environ": env(BENTO_BASE_URL="ftp://example.com/api")}, "base_url", "http(s)"),
-    ("plain http to a remote host", {"environ": env(BENTO_BASE_URL="http://bento.example.com/api/v1")}, "base_url", "allow_insecure_http"),
-    ("credentials in the URL", {"environ": env(BENTO_BASE_URL="https://pk:sk@app.bentonow.com/api/v1")}, "base_url", "credentials"),
-    ("bad port", {"environ": env(BENTO_BASE_URL="https://example.com:99999/api")}, "base_url", "malformed"),
-    ("host httpx refuses", {"environ": env(BENTO_BASE_URL="https://ex\u00e4mple..com/api")}, "base_url", "malformed"),
-    ("bad insecure flag", {"environ": env(BENTO_ALLOW_INSECURE_HTTP="maybe")}, "allow_insecure_http", "BENTO_ALLOW_INSECURE_HTTP"),
+    (
+        "no site uuid",
+        {"environ": env(BENTO_SITE_UUID=None)},
+        "site_uuid",
+        "BENTO_SITE_UUID",
+    ),
+    (
+        "no publishable key",
+        {"environ": env(BENTO_PUBLISHABLE_KEY=None)},
+        "publishable_key",
+        "BENTO_PUBLISHABLE_KEY",
+    ),
+    (
+        "no secret key",
+        {"environ": env(BENTO_SECRET_KEY=None)},
+        "secret_key",
+        "BENTO_SECRET_KEY",
+    ),
+    (
+        "empty secret key",
+        {"environ": env(BENTO_SECRET_KEY="")},
+        "secret_key",
+        "BENTO_SECRET_KEY",
+    ),
+    (
+        "key with a trailing newline",
+        {"environ": env(BENTO_PUBLISHABLE_KEY="pk_abc\n")},
+        "publishable_key",
+        "malformed",
+    ),
+    (
+        "quoted site uuid",
+        {"environ": env(BENTO_SITE_UUID='"site"')},
+        "site_uuid",
+        "malformed",
+    ),
+    (
+        "base url not a URL",
+        {"environ": env(BENTO_BASE_URL="app.bentonow.com")},
+        "base_url",
+        "BENTO_BASE_URL",
+    ),
+    (
+        "base url ftp",
+        {"environ": env(BENTO_BASE_URL="ftp://example.com/api")},
+        "base_url",
+        "http(s)",
+    ),
+    (
+        "plain http to a remote host",
+        {"environ": env(BENTO_BASE_URL="http://bento.example.com/api/v1")},
+        "base_url",
+        "allow_insecure_http",
+    ),
+    (
+        "credentials in the URL",
+        {"environ": env(BENTO_BASE_URL="https://pk:sk@app.bentonow.com/api/v1")},
+        "base_url",
+        "credentials",
+    ),
+    (
+        "bad port",
+        {"environ": env(BENTO_BASE_URL="https://example.com:99999/api")},
+        "base_url",
+        "malformed",
+    ),
+    (
+        "host httpx refuses",
+        {"environ": env(BENTO_BASE_URL="https://ex\u00e4mple..com/api")},
+        "base_url",
+        "malformed",
+    ),
+    (
+        "bad insecure flag",
+        {"environ": env(BENTO_ALLOW_INSECURE_HTTP="maybe")},
+        "allow_insecure_http",
+        "BENTO_ALLOW_INSECURE_HTTP",
+    ),
     ("zero timeout", {"environ": env(), "read_timeout": 0}, "read_timeout", "seconds"),
 ]
 
@@ -96,7 +161,10 @@ def test_secret_never_in_repr_and_redacted() -> None:
 
     assert "sk_live_supersecret" not in repr(config)
     assert "sk_live_supersecret" not in str(config)
-    assert config.redact(f"key sk_live_supersecret and {header}") == "key *** and Basic ***"
+    assert (
+        config.redact(f"key sk_live_supersecret and {header}")
+        == "key *** and Basic ***"
+    )
 
 
 def test_values_are_normalised_to_json() -> None:
@@ -113,8 +181,15 @@ def test_values_are_normalised_to_json() -> None:
     event = Event.build(
         "order",
         email=" Jesse@Example.com ",
-        fields={"plan": Colour.RED, "joined": dt.date(2024, 1, 2), "n": decimal.Decimal("3")},
-        details={"id": uuid.UUID(int=1), "items": (Item("A1", decimal.Decimal("9.5")),)},
+        fields={
+            "plan": Colour.RED,
+            "joined": dt.date(2024, 1, 2),
+            "n": decimal.Decimal("3"),
+        },
+        details={
+            "id": uuid.UUID(int=1),
+            "items": (Item("A1", decimal.Decimal("9.5")),),
+        },
         date=when,
     )
 

@@ -145,14 +145,23 @@ def check_ours(conn: sqlite3.Connection) -> None:
         sqlite3.DatabaseError: another program's database (or not a
             database at all), or one written by a newer bento_track.
     """
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = {
-        row[0]
-        for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' "
-            "AND name NOT LIKE 'sqlite_%'"
-        )
-    }
+    # Both reads in one read transaction: another process creating the
+    # schema between them would otherwise show tables without a version.
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+    finally:
+        if own:
+            conn.execute("COMMIT")
     if version == 0 and tables:
         raise sqlite3.DatabaseError("not a bento_track store (it holds other tables)")
     if version > SCHEMA_VERSION:

@@ -37,9 +37,7 @@ def members_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 def manage(
     emulator: Any, db: str, tmp_path: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = server_env(
-        emulator, MEMBERS_DB=db, DJANGO_SETTINGS_MODULE="members.settings"
-    )
+    env = server_env(emulator, MEMBERS_DB=db, DJANGO_SETTINGS_MODULE="members.settings")
     return subprocess.run(
         [sys.executable, "-m", "django", "bento_sync_subscribers", *args],
         cwd=tmp_path,  # where the default checkpoint file goes

@@ -173,7 +173,12 @@ def test_a_user_saved_100_times_in_a_second_costs_one_row(
 ) -> None:
     # An interval a loaded 2-core machine's 100 saves fit in (1.5 s seen).
     site = start(
-        "gunicorn", emulator, servers, tmp_path, MEMBERS_DB=members_db, MEMBERS_FLUSH="3"
+        "gunicorn",
+        emulator,
+        servers,
+        tmp_path,
+        MEMBERS_DB=members_db,
+        MEMBERS_FLUSH="3",
     )
     with httpx.Client(base_url=site.url, trust_env=False, timeout=30) as http:
         bob = {"username": "bob", "email": "bob@example.com", "first_name": "Bob"}

@@ -64,5 +64,5 @@ def held():
     deadline = time.monotonic() + 20
     while not (folder / "release").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
-    bento_track.track("report.exported", details={"rows": 3})
+    bento_track.track("report.exported", details={"rows": 3, "pid": os.getpid()})
     return "exported"

@@ -19,4 +19,3 @@ def stores(tmp_path: Path) -> Iterator[SQLiteStores]:
     """SQLite stores on `tmp_path / "s.db"`, closed when the test ends."""
     with SQLiteStores(tmp_path / "s.db") as made:
         yield made
-

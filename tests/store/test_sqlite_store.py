@@ -21,6 +21,8 @@ import bento_track
 from bento_track.errors import ConfigurationError
 from bento_track.queues import Account, SQLiteStore, StoreError
 from bento_track.queues.sqlite import SCHEMA_V1, SCHEMA_VERSION, adopt_legacy
+from bento_track.queues.sqlite_conn import transaction
+from bento_track.queues.sqlite_schema import check_ours, migrate
 from bento_track.queues.url import open_store, sqlite_path
 
 from ..support.stores import POLICY, SQLiteStores, recs
@@ -106,6 +108,32 @@ def test_unwritable_places_fail_at_start_with_a_clear_error(tmp_path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigurationError, match="store"):
         open_store(f"sqlite:///{tmp_path}/file/bento.db", max_bytes=2**20)
+
+
+def test_a_new_file_created_by_another_process_mid_check_is_ours(tmp_path) -> None:
+    """Processes started together on a new file: one creates the schema
+    while another checks the file. The check reads one snapshot, so it never
+    sees tables without their schema version ("other tables")."""
+    path = tmp_path / "new.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as setup:
+        setup.execute("PRAGMA journal_mode = WAL")  # readers keep their snapshot
+    with (
+        closing(sqlite3.connect(path, isolation_level=None)) as checking,
+        closing(sqlite3.connect(path, isolation_level=None)) as creating,
+    ):
+
+        def create_schema_between_the_reads(statement: str) -> None:
+            if "sqlite_master" in statement and not created:
+                created.append(True)
+                with transaction(creating):
+                    migrate(creating)
+
+        created: list[bool] = []
+        checking.set_trace_callback(create_schema_between_the_reads)
+        check_ours(checking)  # raised "other tables" when read twice apart
+        assert created  # the other process did create it mid-check
+        checking.set_trace_callback(None)
+        check_ours(checking)  # and it is ours once created
 
 
 UNWRITABLE = """

@@ -33,6 +33,9 @@ User.objects.bulk_create(
     batch_size=2000,
 )
 Profile.objects.bulk_create(
-    [Profile(user_id=pk, plan="pro") for pk in User.objects.values_list("pk", flat=True)],
+    [
+        Profile(user_id=pk, plan="pro")
+        for pk in User.objects.values_list("pk", flat=True)
+    ],
     batch_size=2000,
 )
