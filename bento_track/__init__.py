@@ -29,7 +29,7 @@ from .errors import (
 )
 from .events import Event
 from .logging import BentoHandler
-from .queues import Store, StoreStats
+from .stores import Store, StoreStats
 from .sync import sync_subscribers
 from .wsgi import BentoWSGIMiddleware
 

@@ -16,14 +16,15 @@ from typing import Any
 
 import httpx
 
+from ._capture.build import set_default_client
 from ._capture.filtering import BeforeSend
 from ._capture.scrub import Scrubber
-from ._delivery.clock import Clock
+from ._core.clock import Clock
 from ._internal import library_section, logger
 from .client import Client, ClientStats
 from .errors import ConfigurationError
 from .events import Event
-from .queues import DEFAULT_MAX_STORE_BYTES, QueueBackend, Store
+from .stores import DEFAULT_MAX_STORE_BYTES, QueueBackend, Store
 from .subscribers import SubscriberCommand, SubscriberUpsert
 
 __all__ = [
@@ -150,6 +151,10 @@ def get_client() -> Client:
                     )
                 _client = Client(disabled=True, _disabled_reason="not_configured")
         return _client
+
+
+# Capture paths given no client use this one (they sit below the client).
+set_default_client(get_client)
 
 
 def track(

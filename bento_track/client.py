@@ -35,8 +35,8 @@ from ._capture.filtering import (
     check_scrub,
 )
 from ._capture.scrub import Scrubber
-from ._delivery.batcher import BODY_OVERHEAD
-from ._delivery.clock import Clock, SystemClock
+from ._core.clock import Clock, SystemClock
+from ._core.records import BODY_OVERHEAD
 from ._delivery.sender import Sender
 from ._delivery.worker import DeliveryStats, Queued, Worker, WorkerSettings
 from ._internal import internal_error, library_section, logger
@@ -45,14 +45,8 @@ from .config import ENV_VARS, Config, check_number, env_flag
 from .errors import ConfigurationError, InvalidEventError, RateLimitedError
 from .events import Event, OversizeEventError, build_event, validate_email
 from .options import OPTIONS
-from .queues import (
-    DEFAULT_MAX_STORE_BYTES,
-    Account,
-    MemoryStore,
-    QueueBackend,
-    Store,
-)
-from .queues.url import is_memory, open_store
+from .stores import DEFAULT_MAX_STORE_BYTES, Account, MemoryStore, QueueBackend, Store
+from .stores.url import is_memory, open_store
 from .subscribers import (
     SubscriberCommand,
     SubscriberUpsert,

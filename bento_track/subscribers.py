@@ -2,7 +2,7 @@
 `change_subscriber_email()` queue, validated as `track()` validates events.
 
 They ride the events' pipeline (same queue, store, budget, retries and
-bisection; `_delivery.kinds` tells the records apart): an upsert goes out in
+bisection; `_core.kinds` tells the records apart): an upsert goes out in
 a `/batch/subscribers` request (Bento's import: it merges fields and tags and
 starts no automation), a command in a `/fetch/commands` request. Upserts and
 commands wait in one queue in the order they were made, and a batch never
@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from ._core.kinds import COMMAND_MARK, UPSERT_MARK
 from .errors import InvalidEventError
 from .events import check_text, normalize_fields, validate_email
 
@@ -33,9 +34,6 @@ __all__ = [
 COMMANDS = ("change_email", "subscribe", "unsubscribe")
 #: fields Bento's import reads as tag lists, never as custom fields
 _RESERVED = frozenset({"email", "tags", "remove_tags"})
-#: the record's first byte: what kind of update it is (an event's is `{`)
-UPSERT_MARK = b"S"
-COMMAND_MARK = b"C"
 
 
 @dataclass(frozen=True)

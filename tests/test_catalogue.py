@@ -605,7 +605,7 @@ SHAPES = {
 def test_an_event_that_fits_is_never_refused(make_client, shape) -> None:
     """The size is counted from below: an event whose encoding fits is never
     refused, however close to the limit; one refused is really over it."""
-    from bento_track._delivery.batcher import encode_event
+    from bento_track._delivery.encoding import encode_event
 
     client = make_client(strict=True, max_batch_bytes=16_384)
     limit = client.max_event_bytes

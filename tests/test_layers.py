@@ -104,8 +104,111 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_circle_anywhere_in_the_package() -> None:
     graph = import_graph()
-    assert "bento_track._default" in graph["bento_track._capture.build"]
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+#: The package's layers, lowest first. A module imports only modules of its
+#: own layer or of lower ones (a module not named here is the layer of its
+#: nearest named parent). Same-layer imports are free but never circular.
+LAYERS: list[list[str]] = [
+    # foundation: no bento_track import but each other; the emulator is a
+    # program of its own and imports none of the library
+    ["bento_track._version", "bento_track._internal", "bento_track.errors"],
+    ["bento_track.emulator"],
+    # what stores and delivery both work with: records, kinds, clock, budget
+    ["bento_track._core"],
+    # durable and in-memory stores: only the layers above
+    ["bento_track.stores"],
+    # the data model and settings
+    [
+        "bento_track.config",
+        "bento_track.options",
+        "bento_track.events",
+        "bento_track.subscribers",
+        "bento_track.models",
+        "bento_track.signals",
+    ],
+    # HTTP to Bento: the transport and the synchronous API client
+    ["bento_track._transport", "bento_track.api"],
+    # the worker that moves records from a store to Bento
+    ["bento_track._delivery"],
+    # building events on the capturing thread; hands them to a client
+    ["bento_track._capture"],
+    ["bento_track.client"],
+    # the process's default client and what builds on it
+    [
+        "bento_track._default",
+        "bento_track.sync",
+        "bento_track.testing",
+        "bento_track.queues",
+    ],
+    # capture front ends and framework integrations
+    [
+        "bento_track.asgi",
+        "bento_track.wsgi",
+        "bento_track.decorators",
+        "bento_track.logging",
+        "bento_track.integrations",
+    ],
+    # programs, and the package that names the public surface
+    ["bento_track.cli", "bento_track.__main__", "bento_track"],
+]
+
+
+def layer_of(module: str) -> int:
+    """The index in `LAYERS` of `module` (its nearest named parent's)."""
+    name = module
+    while True:
+        for index, layer in enumerate(LAYERS):
+            if name in layer:
+                return index
+        if "." not in name:
+            raise AssertionError(f"{module} is in no layer of LAYERS")
+        name = name.rsplit(".", 1)[0]
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a higher layer's module, said with both layers."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        here = layer_of(module)
+        for target in sorted(targets):
+            there = layer_of(target)
+            if there > here:
+                found.append(
+                    f"{module} (layer {here}: {', '.join(LAYERS[here])}) imports "
+                    f"{target} (layer {there}: {', '.join(LAYERS[there])})"
+                )
+    return found
+
+
+def test_each_layer_imports_only_its_own_or_lower_layers() -> None:
+    order = "\n".join(f"{i}: {', '.join(layer)}" for i, layer in enumerate(LAYERS))
+    found = upward_imports(import_graph())
+    assert found == [], "layers, lowest first:\n" + order + "\n" + "\n".join(found)
+
+
+def test_the_stores_import_only_the_bottom_layers() -> None:
+    graph = import_graph()
+    allowed = {"bento_track._version", "bento_track._internal", "bento_track.errors"}
+    for module, targets in graph.items():
+        if module.startswith("bento_track.stores"):
+            outside = {
+                t
+                for t in targets
+                if not t.startswith(("bento_track.stores", "bento_track._core"))
+            }
+            assert outside <= allowed, (module, outside - allowed)
+
+
+def test_an_upward_import_is_found_and_names_both_layers() -> None:
+    graph = {"bento_track.stores.memory": {"bento_track._delivery.worker"}}
+    [said] = upward_imports(graph)
+    assert said.startswith("bento_track.stores.memory (layer 3: bento_track.stores)")
+    assert "bento_track._delivery.worker (layer 6: bento_track._delivery)" in said
+    assert (
+        upward_imports({"bento_track._delivery.worker": {"bento_track.stores"}}) == []
+    )
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
@@ -206,7 +309,7 @@ def test_public_modules_stay_where_users_import_them() -> None:
         "errors",
         "config",
         "events",
-        "queues",
+        "stores",
         "emulator",
         "signals",
     ):
@@ -219,3 +322,17 @@ def test_init_declares_the_clients_keyword_arguments() -> None:
     client = inspect.signature(bento_track.Client).parameters
     init = inspect.signature(bento_track.init).parameters
     assert list(init) == [name for name in client if not name.startswith("_")]
+
+
+def test_the_old_name_of_the_stores_package_still_imports_with_a_warning() -> None:
+    import sys
+    import warnings
+
+    sys.modules.pop("bento_track.queues", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        queues = importlib.import_module("bento_track.queues")
+    assert [w.category for w in caught] == [DeprecationWarning]
+    assert "bento_track.stores" in str(caught[0].message)
+    assert queues.SQLiteStore is bento_track.stores.SQLiteStore
+    assert queues.__all__ == bento_track.stores.__all__

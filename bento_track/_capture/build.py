@@ -5,10 +5,9 @@ on the `bento_track` logger instead of raising into the host application.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._default import get_client
 from .._internal import Counter, internal_error
 from ..errors import ConfigurationError, InvalidEventError
 from ..events import (
@@ -31,6 +30,7 @@ __all__ = [
     "invalid_events",
     "report_invalid",
     "resolve_client",
+    "set_default_client",
 ]
 
 
@@ -39,9 +39,25 @@ __all__ = [
 invalid_events = Counter()
 
 
+#: where capture paths given no client send events: the process default,
+#: set by `bento_track._default` as it loads (capture sits below the client
+#: and never imports it)
+_default_client: Callable[[], Client] | None = None
+
+
+def set_default_client(find: Callable[[], Client]) -> None:
+    """Name the function that returns the process's default client."""
+    global _default_client
+    _default_client = find
+
+
 def resolve_client(client: Client | None) -> Client:
     """The client a capture path was given, else the process default."""
-    return client if client is not None else get_client()
+    if client is not None:
+        return client
+    if _default_client is None:  # pragma: no cover - set as bento_track loads
+        raise RuntimeError("bento_track's default client is not set up")
+    return _default_client()
 
 
 def configured_type(value: object, *, setting: str, label: str) -> str:

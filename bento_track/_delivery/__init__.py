@@ -1,8 +1,7 @@
 """Delivery: the per-process worker that moves captured events to Bento.
 
-- `clock`: the injectable clock every timed decision reads.
-- `batcher`: encoding events once and building request bodies (pure).
-- `budget`: the request budget (sliding window plus 429 pause; pure).
+- `encoding`: an event encoded once into its record, and back for signals.
 - `sender`: posting one batch body and classifying the answer.
-- `worker`: the thread (or sync-mode loop) that ties them together.
+- `worker`: the thread (or sync-mode loop) that ties them together, over a
+  store (`bento_track.stores`) and the bottom layer (`bento_track._core`).
 """

@@ -4,7 +4,7 @@ batches (the store spends the request budget), retries, bisects rejected
 batches, and reports through signals and stats. In sync mode the same steps
 run in the caller's thread.
 
-One code path for every store (`bento_track.queues.Store`): the in-process
+One code path for every store (`bento_track.stores.Store`): the in-process
 memory store, or a durable one that several processes share. With a durable
 store the worker drains the inbox at most every `GROUP_INTERVAL` seconds, so
 captured events reach the store in grouped commits, and it polls the store
@@ -29,12 +29,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .. import signals
+from .._core.clock import Clock
+from .._core.kinds import KINDS, Kind, body, kind_of
+from .._core.records import BODY_OVERHEAD, BatchPolicy, Record
 from .._internal import RateLimitedLog, library_section, logger
 from .._transport import http as _http
 from ..errors import APIError
 from ..events import Event
 from ..options import default
-from ..queues import (
+from ..stores import (
     UNNAMED,
     Account,
     Claim,
@@ -46,15 +49,7 @@ from ..queues import (
     StoreStats,
 )
 from ..subscribers import SubscriberCommand, SubscriberUpsert, Update
-from .batcher import (
-    BODY_OVERHEAD,
-    BatchPolicy,
-    Record,
-    decode_event,
-    encode_event,
-)
-from .clock import Clock
-from .kinds import KINDS, Kind, body, kind_of
+from .encoding import decode_event, encode_event
 from .sender import Outcome, Sender, Verdict
 
 __all__ = ["UPDATES", "DeliveryStats", "Worker", "WorkerSettings"]

@@ -31,10 +31,10 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ConfigurationError
-from ..queues.account import Account
-from ..queues.redis_url import is_redis_url
-from ..queues.sqlite import DEFAULT_MAX_STORE_BYTES, adopt_legacy, read_stats
-from ..queues.url import sqlite_path
+from ..stores.account import Account
+from ..stores.redis_url import is_redis_url
+from ..stores.sqlite import DEFAULT_MAX_STORE_BYTES, adopt_legacy, read_stats
+from ..stores.url import sqlite_path
 
 __all__ = ["add_store_command", "cmd_store", "describe"]
 
@@ -67,7 +67,7 @@ def describe(url: str) -> dict[str, Any]:
             a Redis that cannot be reached or holds no store there.
     """
     if is_redis_url(url):
-        from ..queues.redis import describe_redis
+        from ..stores.redis import describe_redis
 
         return describe_redis(url.strip(), max_bytes=DEFAULT_MAX_STORE_BYTES)
     if url.strip().lower() == "memory":
@@ -114,7 +114,7 @@ def adopt(url: str, account: Account) -> int:
         ConfigurationError: not a store URL, no such file, or not a store.
     """
     if is_redis_url(url):
-        from ..queues.redis import adopt_legacy as adopt_redis
+        from ..stores.redis import adopt_legacy as adopt_redis
 
         return adopt_redis(url.strip(), account)
     path, _ = sqlite_path(url.strip())

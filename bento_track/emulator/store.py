@@ -63,7 +63,7 @@ def _tag_names(value: Any) -> list[str]:
 class AccountData:
     """What the emulated account holds: events, subscribers, emails,
     commands, tags and fields (named apart from the library's event stores,
-    `bento_track.queues`, which hold events waiting to be sent).
+    `bento_track.stores`, which hold events waiting to be sent).
 
     Args:
         path: an SQLite file (kept across restarts) or `":memory:"`.

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._delivery.worker import DeliveryStats
-from ..queues import StoreStats
+from ..stores import StoreStats
 
 __all__ = [
     "FIGURES",

@@ -38,8 +38,8 @@ from collections.abc import Iterable, Mapping, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._core.kinds import merge_upserts
 from .._default import get_client
-from .._delivery.kinds import merge_upserts
 from .._transport.requests import retry_delay
 from ..api import BentoAPI
 from ..client import Client

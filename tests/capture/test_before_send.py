@@ -321,7 +321,7 @@ def test_a_hook_that_returns_an_invalid_event(clients: Make) -> None:
 
 
 def test_hook_tracebacks_are_said_once_a_minute(clients: Make, caplog: Any) -> None:
-    from bento_track._delivery.clock import FakeClock
+    from bento_track._core.clock import FakeClock
 
     clock = FakeClock()
 

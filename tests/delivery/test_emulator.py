@@ -12,9 +12,9 @@ import threading
 import time
 
 import bento_track
-from bento_track._delivery.clock import FakeClock
+from bento_track._core.clock import FakeClock
 from bento_track.events import Event
-from bento_track.queues import MemoryQueue
+from bento_track.stores import MemoryQueue
 
 from ..helpers import posts as _post_requests
 from ..helpers import seqs as _seqs

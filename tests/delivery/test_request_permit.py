@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import bento_track
-from bento_track._delivery.budget import IN_FLIGHT_POLL, RequestBudget
-from bento_track._delivery.clock import FakeClock
+from bento_track._core.budget import IN_FLIGHT_POLL, RequestBudget
+from bento_track._core.clock import FakeClock
 from bento_track.api import BentoAPI
 from bento_track.errors import ConfigurationError, RateLimitedError
 from bento_track.models import Email

@@ -149,8 +149,8 @@ def test_module_level_functions_use_the_default_client(fast_emulator) -> None:
 
 
 def test_the_memory_store_cuts_batches_at_a_change_of_kind() -> None:
-    from bento_track._delivery.clock import FakeClock
-    from bento_track.queues import MemoryStore, StorePolicy
+    from bento_track._core.clock import FakeClock
+    from bento_track.stores import MemoryStore, StorePolicy
 
     store = MemoryStore()
     store.configure(StorePolicy(100, 100_000, 5.0, 1000, 60.0), FakeClock())
@@ -165,7 +165,7 @@ def test_the_memory_store_cuts_batches_at_a_change_of_kind() -> None:
 
 
 def test_merged_rows_apply_tags_in_order_and_later_fields_win() -> None:
-    from bento_track._delivery.kinds import merge_upserts
+    from bento_track._core.kinds import merge_upserts
 
     rows = merge_upserts(
         [

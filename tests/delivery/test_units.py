@@ -13,18 +13,13 @@ import pytest
 
 import bento_track
 from bento_track import _default
-from bento_track._delivery.batcher import (
-    BODY_OVERHEAD,
-    BatchPolicy,
-    body,
-    decode_event,
-    encode_event,
-)
-from bento_track._delivery.budget import RequestBudget
-from bento_track._delivery.clock import FakeClock
+from bento_track._core.budget import RequestBudget
+from bento_track._core.clock import FakeClock
+from bento_track._core.records import BODY_OVERHEAD, BatchPolicy, body
+from bento_track._delivery.encoding import decode_event, encode_event
 from bento_track.errors import ConfigurationError, InvalidEventError
 from bento_track.events import Event, dumps, format_timestamp
-from bento_track.queues import MemoryQueue, QueueBackend
+from bento_track.stores import MemoryQueue, QueueBackend
 
 from .conftest import wait_until
 

@@ -15,7 +15,7 @@ from bento_track.integrations.figures import (
     field_names,
     readings,
 )
-from bento_track.queues import StoreStats
+from bento_track.stores import StoreStats
 
 
 def stats_type() -> type:

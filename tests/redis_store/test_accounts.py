@@ -12,11 +12,11 @@ from typing import Any
 
 import redis
 
-from bento_track._delivery.batcher import encode_event
+from bento_track._delivery.encoding import encode_event
 from bento_track.cli import main
 from bento_track.events import Event
-from bento_track.queues import Account
-from bento_track.queues.redis import adopt_legacy
+from bento_track.stores import Account
+from bento_track.stores.redis import adopt_legacy
 
 from ..helpers import seqs, wait_until
 from ..support.redis_server import namespace_of

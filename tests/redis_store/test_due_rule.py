@@ -12,8 +12,8 @@ from dataclasses import replace
 import pytest
 import redis
 
-from bento_track.queues.redis_calls import Scripts
-from bento_track.queues.redis_keys import account_keys
+from bento_track.stores.redis_calls import Scripts
+from bento_track.stores.redis_keys import account_keys
 
 from ..support import stores
 from ..support.redis_server import RedisServer

@@ -15,7 +15,7 @@ import subprocess
 import time
 from typing import Any
 
-from bento_track.queues.redis import STATS_WAIT, open_redis_store
+from bento_track.stores.redis import STATS_WAIT, open_redis_store
 
 from ..helpers import budget, posts, seqs, wait_until
 from ..support.processes import last_json, run_script, start_script
@@ -228,8 +228,8 @@ def test_redis_hung_at_exit_says_what_is_kept_and_stats_never_wait(
 
 
 def test_stats_return_at_once_from_a_hung_redis_and_recover(own_redis) -> None:
-    from bento_track._delivery.clock import FakeClock
-    from bento_track.queues import StorePolicy
+    from bento_track._core.clock import FakeClock
+    from bento_track.stores import StorePolicy
 
     store = open_redis_store(own_redis.url(socket_timeout=1), max_bytes=2**20)
     store.configure(

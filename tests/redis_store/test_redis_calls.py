@@ -11,16 +11,16 @@ from dataclasses import replace
 import pytest
 import redis
 
-from bento_track.queues import Account
-from bento_track.queues.redis import adopt_legacy
-from bento_track.queues.redis_calls import (
+from bento_track.stores import Account
+from bento_track.stores.redis import adopt_legacy
+from bento_track.stores.redis_calls import (
     ClaimedChunk,
     ClaimReply,
     EnqueueReply,
     Scripts,
     StatsReply,
 )
-from bento_track.queues.redis_keys import Keys, account_keys, legacy_keys
+from bento_track.stores.redis_keys import Keys, account_keys, legacy_keys
 
 from ..support import stores
 from ..support.redis_server import RedisServer

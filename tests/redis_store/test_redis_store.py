@@ -13,8 +13,8 @@ from dataclasses import replace
 import pytest
 
 from bento_track.errors import ConfigurationError
-from bento_track.queues.redis import RedisStore, redacted
-from bento_track.queues.url import open_store
+from bento_track.stores.redis import RedisStore, redacted
+from bento_track.stores.url import open_store
 
 from ..helpers import wait_until
 from ..support.stores import RedisStores, recs

@@ -13,8 +13,8 @@ import pytest
 import bento_track
 from bento_track.cli import main
 from bento_track.errors import ConfigurationError
-from bento_track.queues.redis import open_redis_store
-from bento_track.queues.redis_url import parse_redis_url, redacted
+from bento_track.stores.redis import open_redis_store
+from bento_track.stores.redis_url import parse_redis_url, redacted
 
 from ..helpers import wait_until
 

@@ -8,8 +8,8 @@ import sqlite3
 from contextlib import closing
 
 from bento_track.cli import main
-from bento_track.queues import SQLiteStore
-from bento_track.queues.sqlite import SCHEMA_V1
+from bento_track.stores import SQLiteStore
+from bento_track.stores.sqlite import SCHEMA_V1
 
 
 def test_store_command_shows_depth_age_leases_and_budget(stores, capsys) -> None:
@@ -34,7 +34,7 @@ def test_store_command_shows_depth_age_leases_and_budget(stores, capsys) -> None
 
 
 def test_store_command_on_a_closed_store_and_on_nothing(tmp_path, capsys) -> None:
-    from bento_track.queues.url import open_store
+    from bento_track.stores.url import open_store
 
     path = tmp_path / "closed.db"
     open_store(f"sqlite:///{path}", max_bytes=2**20).close()

@@ -19,11 +19,11 @@ import pytest
 
 import bento_track
 from bento_track.errors import ConfigurationError
-from bento_track.queues import Account, SQLiteStore, StoreError
-from bento_track.queues.sqlite import SCHEMA_V1, SCHEMA_VERSION, adopt_legacy
-from bento_track.queues.sqlite_conn import transaction
-from bento_track.queues.sqlite_schema import check_ours, migrate
-from bento_track.queues.url import open_store, sqlite_path
+from bento_track.stores import Account, SQLiteStore, StoreError
+from bento_track.stores.sqlite import SCHEMA_V1, SCHEMA_VERSION, adopt_legacy
+from bento_track.stores.sqlite_conn import transaction
+from bento_track.stores.sqlite_schema import check_ours, migrate
+from bento_track.stores.url import open_store, sqlite_path
 
 from ..support.stores import POLICY, SQLiteStores, recs
 
@@ -59,9 +59,7 @@ def test_an_older_schema_is_migrated_and_its_events_wait_for_an_owner(
         conn.execute("UPDATE state SET rows = 1, bytes = ?", (len(recs(7)[0]) + 1,))
     store = SQLiteStore(str(path))
     store.open()
-    store.configure(
-        replace(POLICY, account=ALPHA), bento_track._delivery.clock.FakeClock()
-    )
+    store.configure(replace(POLICY, account=ALPHA), bento_track._core.clock.FakeClock())
     stats = store.stats()
     assert stats.schema_version == SCHEMA_VERSION == 3
     assert (stats.unassigned, stats.depth) == (1, 0)
@@ -138,7 +136,7 @@ def test_a_new_file_created_by_another_process_mid_check_is_ours(tmp_path) -> No
 
 UNWRITABLE = """
 import sys
-from bento_track.queues.url import open_store
+from bento_track.stores.url import open_store
 from bento_track.errors import ConfigurationError
 try:
     open_store('sqlite:///' + sys.argv[1], max_bytes=2**20)
@@ -238,7 +236,7 @@ def test_client_options_and_the_environment(tmp_path, monkeypatch) -> None:
     memory.shutdown(0.1)
     with pytest.raises(ConfigurationError, match="queue="):
         bento_track.Client(
-            **creds, store=f"sqlite:///{path}", queue=bento_track.queues.MemoryQueue()
+            **creds, store=f"sqlite:///{path}", queue=bento_track.stores.MemoryQueue()
         )
     with pytest.raises(ConfigurationError, match="max_store_bytes"):
         bento_track.Client(**creds, max_store_bytes=10)
@@ -290,7 +288,7 @@ def test_store_files_are_owner_only_whatever_the_umask(tmp_path) -> None:
     try:
         store = SQLiteStore(str(tmp_path / "private.db"))
         store.open()
-        store.configure(POLICY, bento_track._delivery.clock.FakeClock())
+        store.configure(POLICY, bento_track._core.clock.FakeClock())
         store.put(recs(1))
         modes = {
             p.name: p.stat().st_mode & 0o777

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 import bento_track
-from bento_track._delivery.clock import FakeClock
+from bento_track._core.clock import FakeClock
 
 from ..helpers import seqs as _seqs
 from ..helpers import wait_until

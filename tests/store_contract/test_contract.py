@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import pytest
 
-from bento_track.queues import Account, Store
+from bento_track.stores import Account, Store
 
 from ..support.stores import Stores, recs
 
@@ -198,7 +198,7 @@ class StoreContract:
             request,
             stores.kind == "memory",
             "MemoryStore.put returns drop_newest's drops newest first "
-            "(bento_track/queues/memory.py: the 1% steps are appended, not "
+            "(bento_track/stores/memory.py: the 1% steps are appended, not "
             "prepended)",
         )
         one = size(recs(0))  # 9 bytes each
@@ -321,7 +321,7 @@ class StoreContract:
             stores.kind == "redis",
             "a released chunk stays pending under the releasing consumer "
             "until claimed again, and STATS counts that consumer as a holder "
-            "(bento_track/queues/redis_scripts.py)",
+            "(bento_track/stores/redis_scripts.py)",
         )
         policy = replace(stores.policy, max_count=40, requests_per_window=100)
         store = stores.open(policy)

@@ -28,12 +28,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from bento_track._delivery.clock import FakeClock
+from bento_track._core.clock import FakeClock
 from bento_track.cli.store import describe
 from bento_track.errors import ConfigurationError
-from bento_track.queues import MemoryStore, SQLiteStore, Store, StorePolicy
-from bento_track.queues.procs import is_alive, start_time
-from bento_track.queues.redis import RedisStore, open_redis_store
+from bento_track.stores import MemoryStore, SQLiteStore, Store, StorePolicy
+from bento_track.stores.procs import is_alive, start_time
+from bento_track.stores.redis import RedisStore, open_redis_store
 
 from ..helpers import wait_until
 

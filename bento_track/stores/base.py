@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from .._delivery.batcher import BODY_OVERHEAD, BatchPolicy, Record
+from .._core.records import BODY_OVERHEAD, BatchPolicy, Record
 from .account import UNNAMED, Account
 
 __all__ = [

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
-from .._delivery.batcher import Record
+from .._core.records import Record
 from .account import UNNAMED, Account
 from .base import AccountStats, Claim, Lease, Permit, Store, StorePolicy, StoreStats
 from .memory import MemoryQueue, MemoryStore

@@ -6,7 +6,7 @@ worker does for an event, so a grouped write is cut into chunks of up to a
 tenth of a batch; a chunk is written, leased and deleted as a whole. A
 batch takes whole chunks, so it may leave up to a chunk's worth of room
 (hence a tenth: the batch stays at least nine tenths full). A chunk holds
-one kind of record (`_delivery.kinds`), because a batch does: a batch of
+one kind of record (`_core.kinds`), because a batch does: a batch of
 whole chunks is then of one kind by construction.
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._delivery.batcher import Record
-from .._delivery.kinds import kind_of
+from .._core.kinds import kind_of
+from .._core.records import Record
 
 __all__ = ["chunked", "size_of"]
 

@@ -19,7 +19,7 @@ A request granted and not yet completed (`start`, then `record`) is counted
 as in flight, the way the shared stores count one (below), so two threads
 granted at once can never exceed the limit.
 
-A store shared by several processes (`bento_track.queues.SQLiteStore`) keeps
+A store shared by several processes (`bento_track.stores.SQLiteStore`) keeps
 the same log in the store instead, with one difference: another process's
 request may still be in flight, its completion unknown. `log_delay` counts
 such a request as completing in the future, which keeps the guarantee: take

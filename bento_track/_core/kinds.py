@@ -21,9 +21,22 @@ from typing import Any
 
 import orjson
 
-from ..subscribers import COMMAND_MARK, UPSERT_MARK
+#: the first byte of a queued subscriber upsert (`subscribers.SubscriberUpsert`)
+UPSERT_MARK = b"S"
+#: the first byte of a queued subscriber command (`subscribers.SubscriberCommand`)
+COMMAND_MARK = b"C"
 
-__all__ = ["KINDS", "Kind", "KindSpec", "body", "kind_of", "merge_upserts", "run"]
+__all__ = [
+    "COMMAND_MARK",
+    "KINDS",
+    "UPSERT_MARK",
+    "Kind",
+    "KindSpec",
+    "body",
+    "kind_of",
+    "merge_upserts",
+    "run",
+]
 
 
 class Kind(enum.Enum):

@@ -1,6 +1,6 @@
 """A SQLite store's request budget: each account's sliding-window log of
 requests in the `permits` table (when each started, when it ended: NULL
-while in flight), read by `_delivery.budget.log_delay`, and its 429 pause
+while in flight), read by `_core.budget.log_delay`, and its 429 pause
 in `accounts.paused_until`. Times are wall-clock seconds: monotonic clocks
 are not comparable across processes.
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from .._delivery.budget import log_delay
+from .._core.budget import log_delay
 from .base import Permit
 
 __all__ = ["grant", "paused_until", "wait"]

@@ -9,13 +9,13 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, cast
 
-from .._delivery.batcher import Record
-from .._delivery.budget import RequestBudget
-from .._delivery.kinds import run
+from .._core.budget import RequestBudget
+from .._core.kinds import run
+from .._core.records import Record
 from .base import Claim, Lease, Permit, StorePolicy, StoreStats
 
 if TYPE_CHECKING:
-    from .._delivery.clock import Clock
+    from .._core.clock import Clock
     from . import QueueBackend
 
 __all__ = ["MemoryQueue", "MemoryStore"]

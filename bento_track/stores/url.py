@@ -5,7 +5,7 @@
   four slashes for an absolute path, three for one relative to the working
   directory; `?lease_timeout=SECONDS` is the only option;
 - `"redis://[:password@]host:port/db"`, `"rediss://..."`: a Redis store that
-  every host shares (`bento_track.queues.redis`; options in its docstring,
+  every host shares (`bento_track.stores.redis`; options in its docstring,
   the URL's form in `redis_url`);
 - a `Store` object: used as it is.
 """

@@ -1,4 +1,4 @@
-"""The Lua scripts of the Redis store (`bento_track.queues.redis`).
+"""The Lua scripts of the Redis store (`bento_track.stores.redis`).
 
 Each script is one atomic step on the server, timed by the server's own
 `TIME` (so the clocks of the hosts that call it never matter), in integer
@@ -108,7 +108,7 @@ end
 
 -- ms until one more request may start (0: now; -1: only a request in
 -- flight ending can free a slot). A sliding-window log of completions, in
--- flight requests counted as completing later (see _delivery/budget.py).
+-- flight requests counted as completing later (see _core/budget.py).
 -- A permit in flight longer than the visibility timeout belongs to a process
 -- that died or lost Redis: counted as completed now.
 local function budget_wait(tot, log, fly, limit, win, vis, now)
@@ -256,7 +256,7 @@ if hold > 0 or due > 0 then
 end
 local result = {2, wn, wb}
 local count, bytes, back_n, back_b, taken, fresh_n, fresh_b = 0, 0, 0, 0, 0, 0, 0
--- A batch holds one kind of record (_delivery/kinds.py): a chunk's kind is
+-- A batch holds one kind of record (_core/kinds.py): a chunk's kind is
 -- its data's first byte ('S' upsert, 'C' command, else an event), and the
 -- batch is the first chunk's kind, commands at most 100 a request.
 local kind = nil

@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 
-from .._delivery.batcher import Record
-from .._delivery.kinds import KINDS, kind_of
+from .._core.kinds import KINDS, kind_of
+from .._core.records import Record
 from .base import Lease
 from .chunks import size_of
 

@@ -49,8 +49,8 @@ import sqlite3
 import weakref
 from typing import cast
 
-from .._delivery.batcher import Record
-from .._delivery.clock import Clock, SystemClock
+from .._core.clock import Clock, SystemClock
+from .._core.records import Record
 from . import sqlite_budget as budget
 from . import sqlite_queue as queue
 from .account import Account

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .._delivery.batcher import Record
+from .._core.records import Record
 from .base import Lease
 from .redis_calls import ClaimedChunk
 

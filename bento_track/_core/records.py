@@ -1,18 +1,15 @@
-"""Pure batching logic: encoding events once, sizing and building request bodies,
-and deciding when a batch is due. No threads, no I/O; the clock is passed in.
+"""Records and batches, as stores and delivery both see them: a record's
+size, a request body built from records, and when a batch is due. No
+threads, no I/O; the clock is passed in.
 
 Each event is encoded exactly once, in the worker thread, to compact UTF-8
-JSON (orjson); a batch body is those bytes joined, so a retry or a bisection
-never re-encodes anything.
+JSON (`_delivery.encoding`); a batch body is those bytes joined, so a retry
+or a bisection never re-encodes anything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import orjson
-
-from ..events import Event
 
 __all__ = [
     "BODY_OVERHEAD",
@@ -20,8 +17,6 @@ __all__ = [
     "BatchPolicy",
     "Record",
     "body",
-    "decode_event",
-    "encode_event",
     "record_size",
 ]
 
@@ -34,26 +29,8 @@ BODY_OVERHEAD = len(_PREFIX) + len(_SUFFIX)
 
 #: One queued event: its encoded JSON. The `Event` object itself is not kept:
 #: bytes are compact, invisible to the garbage collector, and what a durable
-#: backend stores anyway; `decode_event` rebuilds an `Event` for signals.
+#: backend stores anyway; `_delivery.encoding.decode_event` rebuilds an `Event` for signals.
 Record = bytes
-
-
-def encode_event(event: Event) -> bytes:
-    """The event as Bento's JSON object, compact UTF-8 (`dumps(event.to_dict())`).
-
-    Raises:
-        TypeError: the event holds what JSON cannot (only an event built
-            without validation can: the worker drops it as `unencodable`).
-    """
-    return orjson.dumps(event.to_dict())
-
-
-def decode_event(data: bytes) -> Event:
-    """An `Event` equal to the one `data` was encoded from (for signals)."""
-    doc = orjson.loads(data)
-    return Event(
-        doc["type"], doc["email"], doc.get("fields"), doc.get("details"), doc["date"]
-    )
 
 
 def record_size(data: bytes) -> int:

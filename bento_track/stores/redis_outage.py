@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._delivery.batcher import Record
+from .._core.records import Record
 from .._internal import RateLimitedLog, logger
 from .base import Lease, Store
 from .redis_breaker import AnswerLost, RedisUnavailable

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .._delivery.batcher import Record
+from .._core.records import Record
 from . import redis_scripts as lua
 from . import redis_scripts_reading as reading
 from .base import StorePolicy

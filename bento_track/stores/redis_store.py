@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from .._delivery.batcher import Record
+from .._core.records import Record
 from .._internal import RateLimitedLog
 from ..errors import ConfigurationError
 from .account import UNNAMED, Account
