@@ -44,7 +44,7 @@ settings.configure(
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",
         "django.contrib.auth.middleware.AuthenticationMiddleware",
-        "bento_track.integrations.django.BentoMiddleware",
+        "bento_track.integrations.django.BentoDjangoMiddleware",
     ],
     BENTO_TRACK={
         "events": {"POST /orders/<int:pk>/": "order.updated"},

@@ -66,7 +66,7 @@ settings.configure(
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",
         "django.contrib.auth.middleware.AuthenticationMiddleware",
-        "bento_track.integrations.django.BentoMiddleware",
+        "bento_track.integrations.django.BentoDjangoMiddleware",
     ],
     # Django's mail goes to Bento as transactional emails.
     EMAIL_BACKEND="bento_track.integrations.django.EmailBackend",

@@ -49,7 +49,7 @@ settings.configure(
         "django.contrib.contenttypes",
         "bento_track.integrations.django",
     ],
-    MIDDLEWARE=["bento_track.integrations.django.BentoMiddleware"],
+    MIDDLEWARE=["bento_track.integrations.django.BentoDjangoMiddleware"],
     BENTO_TRACK={
         "events": {"POST /signup/": "account.signup"},
         "identify": "hooksite.email_of",

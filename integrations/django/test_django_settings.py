@@ -24,8 +24,8 @@ settings.configure(
 try:
     django.setup()
     from django.core import checks
-    from bento_track.integrations.django import BentoMiddleware
-    BentoMiddleware(lambda request: None)
+    from bento_track.integrations.django import BentoDjangoMiddleware
+    BentoDjangoMiddleware(lambda request: None)
     print("CHECKS", sorted(m.id for m in checks.run_checks() if m.id.startswith("bento")))
 except Exception as exc:
     print("ERROR", type(exc).__name__, exc)
@@ -33,7 +33,7 @@ except Exception as exc:
 GOOD_ORDER = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "bento_track.integrations.django.BentoMiddleware",
+    "bento_track.integrations.django.BentoDjangoMiddleware",
 ]
 
 
@@ -91,3 +91,43 @@ def test_middleware_before_authentication_is_reported() -> None:
     wrong = [GOOD_ORDER[0], GOOD_ORDER[2], GOOD_ORDER[1]]
     assert run({}, wrong) == "CHECKS ['bento_track.W002']"
     assert run({}, GOOD_ORDER[:2]) == "CHECKS ['bento_track.W001']"
+
+
+OLD_NAME = """
+import warnings
+import django
+from django.conf import settings
+
+OLD = "bento_track.integrations.django.BentoMiddleware"
+settings.configure(
+    INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes",
+                    "bento_track.integrations.django"],
+    MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware",
+                "django.contrib.auth.middleware.AuthenticationMiddleware", OLD],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+)
+django.setup()
+from django.core import checks
+from django.utils.module_loading import import_string
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    middleware = import_string(OLD)  # as Django loads MIDDLEWARE
+print(middleware.__name__, [w.category.__name__ for w in caught])
+print(sorted(m.id for m in checks.run_checks() if m.id.startswith("bento")))
+"""
+
+
+def test_the_old_middleware_name_works_with_a_deprecation_warning() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENTO_")}
+    result = subprocess.run(
+        [sys.executable, "-c", OLD_NAME],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "BentoDjangoMiddleware ['DeprecationWarning']",
+        "['bento_track.W003']",
+    ]

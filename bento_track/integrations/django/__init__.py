@@ -2,7 +2,7 @@
 
 ```python
 INSTALLED_APPS += ["bento_track.integrations.django"]
-MIDDLEWARE += ["bento_track.integrations.django.BentoMiddleware"]  # after AuthenticationMiddleware
+MIDDLEWARE += ["bento_track.integrations.django.BentoDjangoMiddleware"]  # after AuthenticationMiddleware
 
 BENTO_TRACK = {
     "events": {"POST /orders/<int:pk>/": "order.updated"},  # URL pattern routes or paths
@@ -21,29 +21,44 @@ flushed when the process exits (gunicorn, uWSGI and uvicorn workers alike).
 `EMAIL_BACKEND = "bento_track.integrations.django.EmailBackend"` sends
 Django's mail as Bento transactional emails (see `.email`).
 
-`BentoMiddleware` and `EmailBackend` are imported lazily so that listing the
+`BentoDjangoMiddleware` and `EmailBackend` are imported lazily so that listing the
 app in `INSTALLED_APPS` does not import Django's request machinery early.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from ..extras import missing_framework
 
 if TYPE_CHECKING:
     from .email import EmailBackend
-    from .middleware import BentoMiddleware
+    from .middleware import BentoDjangoMiddleware
 
-__all__ = ["BentoMiddleware", "EmailBackend"]
+__all__ = ["BentoDjangoMiddleware", "EmailBackend"]
+
+
+#: the middleware's name before 0.2 (the ASGI middleware has the same name)
+OLD_MIDDLEWARE_NAME = "BentoMiddleware"
 
 
 def __getattr__(name: str) -> Any:
+    if name == OLD_MIDDLEWARE_NAME:
+        warnings.warn(
+            "bento_track.integrations.django.BentoMiddleware is renamed "
+            "BentoDjangoMiddleware (bento_track.BentoMiddleware is the ASGI "
+            "middleware); change MIDDLEWARE to "
+            '"bento_track.integrations.django.BentoDjangoMiddleware"',
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        name = "BentoDjangoMiddleware"
     try:
-        if name == "BentoMiddleware":
-            from .middleware import BentoMiddleware
+        if name == "BentoDjangoMiddleware":
+            from .middleware import BentoDjangoMiddleware
 
-            return BentoMiddleware
+            return BentoDjangoMiddleware
         if name == "EmailBackend":
             from .email import EmailBackend
 

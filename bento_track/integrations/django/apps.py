@@ -15,7 +15,9 @@ from .options import load_options
 
 __all__ = ["BentoTrackConfig"]
 
-MIDDLEWARE_PATH = "bento_track.integrations.django.BentoMiddleware"
+MIDDLEWARE_PATH = "bento_track.integrations.django.BentoDjangoMiddleware"
+#: the name before 0.2, kept as a deprecated alias
+OLD_MIDDLEWARE_PATH = "bento_track.integrations.django.BentoMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 
 
@@ -59,9 +61,18 @@ def configure_client(options: dict[str, Any]) -> None:
 def check_middleware_order(
     app_configs: Any = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
-    """`BentoMiddleware` needs `request.user`: warn when it comes before
+    """`BentoDjangoMiddleware` needs `request.user`: warn when it comes before
     `AuthenticationMiddleware` (or is missing)."""
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    if OLD_MIDDLEWARE_PATH in middleware:
+        return [
+            checks.Warning(
+                f"{OLD_MIDDLEWARE_PATH} is renamed {MIDDLEWARE_PATH} (the old "
+                "name still works, with a DeprecationWarning)",
+                hint=f'Write "{MIDDLEWARE_PATH}" in MIDDLEWARE.',
+                id="bento_track.W003",
+            )
+        ]
     if MIDDLEWARE_PATH not in middleware:
         return [
             checks.Warning(

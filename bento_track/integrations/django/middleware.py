@@ -1,4 +1,4 @@
-"""`BentoMiddleware` for Django: the core rule engine and identity, fed with
+"""`BentoDjangoMiddleware` for Django: the core rule engine and identity, fed with
 what Django knows (the resolved URL pattern, `request.user`)."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .identity import (
 )
 from .options import load_options
 
-__all__ = ["BentoMiddleware", "route_of_request"]
+__all__ = ["BentoDjangoMiddleware", "route_of_request"]
 
 WHERE = "bento_track Django middleware"
 
@@ -50,7 +50,7 @@ def _route_of(source: Any) -> str | None:
     return route_of_request(_request.get())
 
 
-class BentoMiddleware:
+class BentoDjangoMiddleware:
     """Turns Django requests into Bento events (`BENTO_TRACK["events"]`) and
     gives each request its user's identity. Sync and async capable: under
     ASGI it runs in the event loop, with no thread hop of its own.

@@ -22,7 +22,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "bento_track.integrations.django.BentoMiddleware",
+    "bento_track.integrations.django.BentoDjangoMiddleware",
 ]
 
 EMAIL_BACKEND = "bento_track.integrations.django.EmailBackend"

@@ -23,7 +23,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "bento_track.integrations.django.BentoMiddleware",
+    "bento_track.integrations.django.BentoDjangoMiddleware",
 ]
 BENTO_TRACK = {
     "events": {
