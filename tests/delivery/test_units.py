@@ -262,8 +262,10 @@ def test_queue_byte_bound_enforced_by_the_worker(clients) -> None:
     client = clients(**IDLE, clock=FakeClock(), max_queue_bytes=4096)
     for i in range(200):
         client.track("a", email=f"user{i}@example.com", details={"pad": "x" * 50})
-    wait_until(lambda: client.stats().enqueued == 200 and not client._worker.inbox)
-    wait_until(lambda: client._worker.backend.nbytes <= 4096)
+    # The worker (slow on a loaded machine) may leave track() to drop one at
+    # the door too; either way each of the 200 is queued or dropped once.
+    wait_until(lambda: not client._worker.inbox, 30)
+    wait_until(lambda: client._worker.backend.nbytes <= 4096, 30)
     stats = client.stats()
     assert stats.dropped["queue_full"] > 100
     assert stats.queue_depth + stats.dropped["queue_full"] == 200
