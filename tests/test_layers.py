@@ -119,8 +119,9 @@ LAYERS: list[list[str]] = [
     ["bento_track._core"],
     # durable and in-memory stores: only the layers above
     ["bento_track.stores"],
-    # the data model and settings
+    # the data model and settings; the checks events are built with
     [
+        "bento_track._validation",
         "bento_track.config",
         "bento_track.options",
         "bento_track.events",
