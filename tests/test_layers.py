@@ -129,8 +129,8 @@ LAYERS: list[list[str]] = [
         "bento_track.models",
         "bento_track.signals",
     ],
-    # HTTP to Bento: the transport and the synchronous API client
-    ["bento_track._transport", "bento_track.api"],
+    # HTTP to Bento: the transport and the API clients (sync and asyncio)
+    ["bento_track._transport", "bento_track._api_client", "bento_track.api"],
     # the worker that moves records from a store to Bento
     ["bento_track._delivery"],
     # building events on the capturing thread; hands them to a client
