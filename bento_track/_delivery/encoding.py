@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import orjson
 
+from .._core.kinds import Kind, kind_of
+from .._core.records import Record
 from ..events import Event
 
-__all__ = ["decode_event", "encode_event"]
+__all__ = ["decode_event", "decode_events", "encode_event"]
 
 
 def encode_event(event: Event) -> bytes:
@@ -25,3 +27,8 @@ def decode_event(data: bytes) -> Event:
     return Event(
         doc["type"], doc["email"], doc.get("fields"), doc.get("details"), doc["date"]
     )
+
+
+def decode_events(records: list[Record]) -> list[Event]:
+    """The events among `records`, for signals (subscriber updates carry none)."""
+    return [decode_event(r) for r in records if kind_of(r) is Kind.EVENT]
