@@ -47,6 +47,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import cast
 
 from .._core.clock import Clock, SystemClock
@@ -120,6 +122,8 @@ class SQLiteStore:
         self._account: int | None = None
         #: this process's events lost with a deleted or replaced file
         self._lost = 0
+        #: closed by `close()` (reads after it open the file only for themselves)
+        self._closed = False
         self._host = host_id()
         _stores.add(self)
 
@@ -142,7 +146,24 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StoreError(explain(self.path, exc)) from exc
 
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for a read (under `lock`). After `close()` a read
+        (the figures asked at exit) opens the file for itself and closes it
+        again: nothing else would close it."""
+        with self._db.lock:
+            closed = self._closed
+            conn = self._connection()
+            try:
+                yield conn
+            finally:
+                if closed:
+                    self._closed = True
+                    if self._db.detach() is not None:
+                        conn.close()
+
     def _connection(self) -> sqlite3.Connection:
+        self._closed = False
         if self._pid != os.getpid():  # a fork that ran no hook (uWSGI)
             self._db.forget_parent()
             self._forget_parent()
@@ -211,6 +232,7 @@ class SQLiteStore:
         with self._db.lock:
             if self._pid != os.getpid():
                 return
+            self._closed = True
             conn = self._db.detach()
             if conn is None:
                 return
@@ -490,10 +512,9 @@ class SQLiteStore:
     def outstanding(self) -> int:
         """`Store.outstanding`: Events this process put that are still in the
         store."""
-        with self._db.lock:
-            if self._me is None:
-                return 0
-            conn = self._connection()
+        if self._me is None:
+            return 0
+        with self._reading() as conn:
             row = conn.execute(
                 "SELECT outstanding FROM holders WHERE id = ?", (self._me,)
             ).fetchone()
@@ -522,8 +543,7 @@ class SQLiteStore:
         """`Store.stats`: this account's figures, with every account's depth
         (by `site_uuid`) and the file's counters."""
         policy = self._policy
-        with self._db.lock:
-            conn = self._connection()
+        with self._reading() as conn:
             return read_stats(
                 conn,
                 self._clock.time(),

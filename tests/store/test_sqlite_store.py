@@ -306,3 +306,30 @@ def test_an_unknown_store_url_is_refused_without_its_password() -> None:
     with pytest.raises(ConfigurationError, match="store must be") as info:
         open_store("postgres://user:hunter2@db/app", max_bytes=2**20)
     assert "hunter2" not in str(info.value) and "***" in str(info.value)
+
+
+def _open_fds_on(path: Path) -> int:
+    """How many of this process's file descriptors name `path` (or its WAL)."""
+    found = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile (listdir's own descriptor)
+        found += target.startswith(str(path))
+    return found
+
+
+def test_figures_read_after_shutdown_leave_no_file_open(tmp_path, emulator) -> None:
+    """`stats()` after `shutdown()` reads the file, and closes it again:
+    nothing else would (Python 3.13 warns of such a connection when it is
+    collected)."""
+    path = tmp_path / "bento.db"
+    client = bento_track.Client(store=f"sqlite:///{path}", **emulator.client_kwargs())
+    client.track("a", email="u@example.com")
+    assert client.flush(30)
+    assert client.shutdown() == 0
+    assert _open_fds_on(path) == 0
+    stats = client.stats()
+    assert (stats.sent, stats.store.depth) == (1, 0)  # read from the file
+    assert _open_fds_on(path) == 0
