@@ -73,21 +73,19 @@ def failures() -> Failures:
 
 
 @pytest.fixture
-def delivering(emulator: Any) -> Iterator[Callable[..., bento_track.Client]]:
-    """Build real clients that deliver to the emulator; shut down afterwards."""
+def delivering(
+    emulator: Any, clients: Callable[..., bento_track.Client]
+) -> Callable[..., bento_track.Client]:
+    """Build real clients that deliver to the emulator (`clients`: shut down
+    at the end of the test)."""
     emulator.inspect.set_rate_limit(10_000, 60.0)
-    made: list[bento_track.Client] = []
 
     def make(**options: Any) -> bento_track.Client:
-        settings = dict(emulator.client_kwargs(), flush_interval=0.05)
-        settings.update(options)
-        client = bento_track.Client(**settings)
-        made.append(client)
-        return client
+        return clients(
+            **{**emulator.client_kwargs(), "flush_interval": 0.05, **options}
+        )
 
-    yield make
-    for client in made:
-        client.shutdown(1)
+    return make
 
 
 def delivered(emulator: Any, client: bento_track.Client) -> list[dict[str, Any]]:
