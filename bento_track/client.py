@@ -9,19 +9,20 @@ bound check). When the client's collector is the only receiver of
 `event_captured` for this client, `track` calls it directly instead of going
 through blinker's `send` (same effect, a fraction of the cost); connect a
 receiver of your own and every event goes through `send` again.
+
+The client's parts, one job a module, are in `bento_track._client`: the
+intake (`EventIntake`, this class's base), its setup, the process hooks, the
+request permit, the stats snapshot and the exit message.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import datetime as dt
 import os
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -35,18 +36,21 @@ from ._capture.filtering import (
     check_scrub,
 )
 from ._capture.scrub import Scrubber
+from ._client.exit_message import say_undelivered
+from ._client.intake import EventIntake
+from ._client.permits import permit_from
+from ._client.process import clients, live_clients
+from ._client.setup import OVERFLOW_POLICIES, connection, store_for, worker_settings
+from ._client.stats import ClientStats, client_stats
 from ._core.clock import Clock, SystemClock
 from ._core.records import BODY_OVERHEAD
-from ._delivery.sender import Sender
-from ._delivery.worker import DeliveryStats, Queued, Worker, WorkerSettings
-from ._internal import internal_error, library_section, logger
-from ._transport.http import RETRY_AFTER_MIN, clamp_retry_after
-from .config import ENV_VARS, Config, check_number, env_flag
-from .errors import ConfigurationError, InvalidEventError, RateLimitedError
+from ._delivery.worker import DeliveryStats
+from ._internal import internal_error, library_section
+from .config import check_number, env_flag
+from .errors import InvalidEventError
 from .events import Event, OversizeEventError, build_event, validate_email
 from .options import OPTIONS
-from .stores import DEFAULT_MAX_STORE_BYTES, Account, MemoryStore, QueueBackend, Store
-from .stores.url import is_memory, open_store
+from .stores import DEFAULT_MAX_STORE_BYTES, QueueBackend, Store
 from .subscribers import (
     SubscriberCommand,
     SubscriberUpsert,
@@ -64,33 +68,13 @@ __all__ = [
 ]
 
 _event_captured = signals.event_captured
-_event_dropped = signals.event_dropped
-_send = signals.send
 _getpid = os.getpid
 
-#: what happens to a new event when the queue is full
-OVERFLOW_POLICIES = ("drop_newest", "drop_oldest", "block")
 #: how long `flush()` waits when given no timeout
 DEFAULT_FLUSH_TIMEOUT = 30.0
 
-_clients: weakref.WeakSet[Client] = weakref.WeakSet()
-# Connection pools inherited from a parent process: never closed nor collected
-# in the child, since their sockets belong to the parent.
-_orphans: list[object] = []
 
-
-@dataclass(frozen=True)
-class ClientStats(DeliveryStats):
-    """`DeliveryStats`, and what capture counts.
-
-    Attributes:
-        scrubbed: values replaced by `"[Filtered]"` (see `Client(scrub=)`).
-    """
-
-    scrubbed: int = 0
-
-
-class Client:
+class Client(EventIntake):
     """Captures events and delivers them to Bento in the background.
 
     Connection settings fall back to the `BENTO_*` environment variables.
@@ -231,27 +215,20 @@ class Client:
     ) -> None:
         hook = check_before_send(before_send)
         scrubber = check_scrub(scrub)
-        if overflow not in OVERFLOW_POLICIES:
-            raise ConfigurationError(
-                f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, not {overflow!r}",
-                setting="overflow",
-            )
-        self._settings = WorkerSettings(
-            max_batch_size=OPTIONS["max_batch_size"].check(max_batch_size),
-            max_batch_bytes=OPTIONS["max_batch_bytes"].check(max_batch_bytes),
-            flush_interval=OPTIONS["flush_interval"].check(flush_interval),
-            requests_per_minute=OPTIONS["requests_per_minute"].check(
-                requests_per_minute
-            ),
-            rate_window=OPTIONS["rate_window"].check(rate_window),
-            max_queue_size=OPTIONS["max_queue_size"].check(max_queue_size),
-            max_queue_bytes=OPTIONS["max_queue_bytes"].check(max_queue_bytes),
-            overflow=overflow,
-            block_timeout=OPTIONS["block_timeout"].check(block_timeout),
-            max_retry_time=OPTIONS["max_retry_time"].check(max_retry_time),
-            retry_base_delay=OPTIONS["retry_base_delay"].check(retry_base_delay),
-            sync_timeout=OPTIONS["sync_timeout"].check(sync_timeout),
-            sync_mode=bool(sync_mode),
+        self._settings = worker_settings(
+            overflow,
+            sync_mode,
+            max_batch_size=max_batch_size,
+            max_batch_bytes=max_batch_bytes,
+            flush_interval=flush_interval,
+            requests_per_minute=requests_per_minute,
+            rate_window=rate_window,
+            max_queue_size=max_queue_size,
+            max_queue_bytes=max_queue_bytes,
+            block_timeout=block_timeout,
+            max_retry_time=max_retry_time,
+            retry_base_delay=retry_base_delay,
+            sync_timeout=sync_timeout,
         )
         #: the most bytes one encoded event may take: what a request carries
         #: besides its envelope (validation stops past it)
@@ -264,33 +241,18 @@ class Client:
         self.strict = env_flag(
             "strict", strict, os.environ if environ is None else environ
         )
-        self.config: Config | None
-        try:
-            self.config = Config.resolve(
-                site_uuid=site_uuid,
-                publishable_key=publishable_key,
-                secret_key=secret_key,
-                base_url=base_url,
-                allow_insecure_http=allow_insecure_http,
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                environ=environ,
-            )
-        except ConfigurationError:
-            if not disabled:
-                raise
-            self.config = None
-        if self.config is not None:
-            # A shared store keeps this account's events, budget and pause
-            # apart from any other account's (queues.account).
-            self._settings = replace(
-                self._settings,
-                account=Account(
-                    endpoint=self.config.base_url,
-                    site_uuid=self.config.site_uuid,
-                    publishable_key=self.config.publishable_key,
-                ),
-            )
+        self.config, self._settings = connection(
+            self._settings,
+            disabled,
+            site_uuid=site_uuid,
+            publishable_key=publishable_key,
+            secret_key=secret_key,
+            base_url=base_url,
+            allow_insecure_http=allow_insecure_http,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            environ=environ,
+        )
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._transport = transport
         self._filter = EventFilter(
@@ -303,11 +265,12 @@ class Client:
         )
         #: the filter, when it has anything to do (None: no cost per event)
         self._filtering = self._filter if hook or scrubber else None
-        self._store = self._open_store(
+        self._store = store_for(
             store,
             queue,
             OPTIONS["max_store_bytes"].check(max_store_bytes),
             os.environ if environ is None else environ,
+            self.disabled,
         )
         self._max_queue = self._settings.max_queue_size
         self._overflow = overflow
@@ -319,40 +282,12 @@ class Client:
         self._worker = self._new_worker()
         self._direct = False
         _event_captured.connect(self._collect, sender=self)
-        _clients.add(self)
+        clients.add(self)
         self._update_direct()
         if self._store.durable and not self.sync_mode:
             # Deliver what earlier (or dead) processes left, without waiting
             # for this one's first event.
             self._worker.poke()
-
-    def _open_store(
-        self,
-        store: str | Store | None,
-        queue: QueueBackend | None,
-        max_bytes: int,
-        env: Mapping[str, str],
-    ) -> Store:
-        spec = store if store is not None else env.get(ENV_VARS["store"])
-        if is_memory(spec) or self.disabled:
-            # A disabled client sends nothing, so it leaves a store alone.
-            return MemoryStore(queue)
-        if queue is not None:
-            raise ConfigurationError(
-                "queue= is the memory store's backend; it cannot be combined "
-                "with a durable store=",
-                setting="store",
-            )
-        assert spec is not None
-        return open_store(spec, max_bytes=max_bytes)
-
-    def _new_worker(self) -> Worker:
-        sender = (
-            Sender(self.config, transport=self._transport)
-            if self.config is not None
-            else None
-        )
-        return Worker(self, self._settings, self._store, sender, self._clock)
 
     def __repr__(self) -> str:
         where = self.config.base_url if self.config else None
@@ -511,109 +446,6 @@ class Client:
         """
         return self._capture(event, where, False)
 
-    def _capture(
-        self, event: Event, where: str | None, keys_known: bool
-    ) -> Event | None:
-        filtering = self._filtering
-        if filtering is not None:
-            kept = filtering.apply(event, where, self.strict, keys_known)
-            if kept is None:
-                return None
-            event = kept
-        if self._direct and not _event_captured.is_muted:
-            # The collector is the only receiver: what blinker's `send` would
-            # do, without its per-call cost (this runs for every event).
-            self._enqueue(event)
-            return event
-        # Every receiver, each guarded: one that raises is logged and
-        # counted, and never keeps the event from the queue.
-        failures = _send(_event_captured, self, event=event)
-        if failures:
-            self._worker.count_receiver_errors(failures)
-        return event
-
-    def _drop_filtered(
-        self, event: Event, reason: str, error: BaseException | None, message: str
-    ) -> None:
-        """A drop decided by `before_send` (`filtered`, `hook_error`): counted
-        and signalled like the worker's drops, but said by the filter (at
-        DEBUG, or with the hook's traceback), not by a drop warning."""
-        worker = self._worker
-        with worker.progress:
-            worker.dropped[reason] = worker.dropped.get(reason, 0) + 1
-        if _event_dropped.receivers:
-            failures = _send(
-                _event_dropped,
-                self,
-                events=[event],
-                reason=reason,
-                error=error,
-                message=message,
-            )
-            if failures:
-                worker.count_receiver_errors(failures)
-
-    def _collect(self, sender: Client, *, event: Event, **_: Any) -> None:
-        """The collector: this client's receiver of `event_captured`."""
-        self._enqueue(event)
-
-    def _enqueue(self, event: Queued) -> None:
-        """Queue `event` for the worker; the common case is checked first."""
-        worker = self._worker
-        # The pid check stays although the `os.register_at_fork` hook renews
-        # the worker: servers that fork in C (uWSGI's prefork) run no hook.
-        if (
-            self._refuse is not None
-            or self.sync_mode
-            or self._pid != _getpid()
-            or len(worker.inbox) + worker.held >= self._max_queue
-        ):
-            admitted = self._admit(event)
-            if admitted is None:
-                return
-            worker = admitted
-        inbox = worker.inbox
-        inbox.append(event)
-        if len(inbox) >= worker.wake_at:
-            worker.poke()
-
-    def _admit(self, event: Queued) -> Worker | None:
-        """The uncommon cases of `_enqueue`: a fork, a refusal, sync mode, a
-        full queue. Returns the worker whose inbox takes the event, or None
-        when the event was handled here (sent, refused or dropped)."""
-        if self._pid != _getpid():
-            self._after_fork()
-        worker = self._worker
-        if self._refuse is not None:
-            worker.drop([event], self._refuse, queued=False)
-            return None
-        if self.sync_mode:
-            worker.inbox.append(event)
-            try:
-                worker.run_sync(self._settings.sync_timeout)
-            except Exception:  # delivery trouble never reaches the caller
-                internal_error("sync-mode delivery")
-            return None
-        if len(worker.inbox) + worker.held >= self._max_queue and not self._make_room(
-            worker
-        ):
-            worker.drop([event], "queue_full", queued=False)
-            return None
-        return worker
-
-    def _make_room(self, worker: Worker) -> bool:
-        """The overflow policy; True if the new event may be appended."""
-        if self._overflow == "drop_oldest":
-            worker.evict_from_inbox()  # else the worker trims its own oldest
-            return True
-        if self._overflow == "block":
-            return worker.wait_for_space(self._max_queue, self._settings.block_timeout)
-        return False
-
-    def _update_direct(self) -> None:
-        receivers = list(_event_captured.receivers_for(self))
-        self._direct = len(receivers) == 1 and receivers[0] == self._collect
-
     # -- lifecycle ---------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -660,41 +492,10 @@ class Client:
         return left
 
     def _say_left(self, left: int, kept: int) -> None:
-        """The exit message: of `left` undelivered events, `kept` are in a
-        durable store (the store's own count); the rest end with us."""
-        why = self._worker.last_error or "time ran out"
-        lost = left - kept
-        if not kept:
-            logger.warning(
-                "bento_track: shut down with %d events undelivered (%s); they "
-                "are lost with this process",
-                left,
-                why,
-            )
-        elif not lost:
-            logger.warning(
-                "bento_track: shut down with %d events undelivered (%s); all "
-                "wait in the store %s for the next process",
-                left,
-                why,
-                self._store.location,
-            )
-        else:
-            unanswered = min(lost, self._worker.left_unanswered)
-            logger.warning(
-                "bento_track: shut down with %d events undelivered (%s); %d wait "
-                "in the store %s for the next process, %d are lost with this "
-                "process (%s)",
-                left,
-                why,
-                kept,
-                self._store.location,
-                lost,
-                f"{unanswered} of them were written to the store without an "
-                "answer and may still arrive"
-                if unanswered
-                else "they never reached the store",
-            )
+        """The exit message (see `say_undelivered`)."""
+        worker = self._worker
+        why = worker.last_error or "time ran out"
+        say_undelivered(left, kept, why, self._store.location, worker.left_unanswered)
 
     def close(self) -> None:
         """`shutdown()` with the default timeout, for `contextlib.closing` and
@@ -704,8 +505,7 @@ class Client:
     def stats(self) -> ClientStats:
         """A snapshot of delivery counters (see `DeliveryStats`), and the
         values scrubbed (`scrubbed`)."""
-        snapshot = self._worker.snapshot()
-        return ClientStats(**vars(snapshot), scrubbed=self._filter.scrubbed)
+        return client_stats(self._worker.snapshot(), self._filter.scrubbed)
 
     @contextlib.contextmanager
     def request_permit(self, timeout: float = 30.0) -> Iterator[None]:
@@ -733,101 +533,11 @@ class Client:
         limit = check_number("timeout", timeout, 0, 3600, unit="seconds")
         if self._pid != _getpid():
             self._after_fork()
-        store = self._store
-        deadline = time.monotonic() + limit  # the caller's deadline: real time
-        never = threading.Event()
-        while True:
-            permit, wait = store.acquire()
-            if permit is not None:
-                break
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(
-                    f"bento_track: no request free in the budget within {limit:g} s "
-                    f"(the next in {wait:.2f} s)"
-                )
-            self._clock.wait(never, min(wait, left))
-        try:
+        with permit_from(self._store, self._clock, limit):
             yield
-        except RateLimitedError as exc:
-            if exc.status == 429:
-                store.pause(clamp_retry_after(exc.retry_after) or RETRY_AFTER_MIN)
-            raise
-        finally:
-            store.complete(permit)
-
-    def _after_fork(self) -> None:
-        """In a forked child: a fresh inbox, queue, locks, connection pool and
-        (lazily) thread. Events inherited from the parent are discarded here:
-        the parent delivers them."""
-        pid = _getpid()
-        if self._pid == pid:
-            return
-        # One renewal even if several threads of a child forked without hooks
-        # get here at once; a lock of this process (an inherited one may be
-        # held by a thread that does not exist here).
-        with _fork_locks.setdefault(pid, threading.Lock()):
-            if self._pid == pid:
-                return
-            old = self._worker
-            if old.sender is not None:
-                _orphans.append(old.sender.forget_after_fork())
-            try:
-                self._store.after_fork()
-            except Exception:  # a backend's bug must not keep the parent's worker
-                internal_error("queue backend after_fork()")
-            self._lifecycle = threading.Lock()
-            self._worker = self._new_worker()
-            self._pid = pid  # last: a failure above is retried at the next event
 
 
 def identify(email: str) -> None:
     """Bind `email` to the current request (or context): later events tracked in
     it carry this email unless they name another."""
     bind_email(validate_email(email))
-
-
-def live_clients() -> list[Client]:
-    """Every `Client` of this process not yet garbage-collected (for test
-    helpers such as `bento_track.testing`, which make them all strict)."""
-    return list(_clients)
-
-
-def _on_receivers_changed(_signal: Any, **_: Any) -> None:
-    for client in list(_clients):
-        client._update_direct()
-
-
-_event_captured.receiver_connected.connect(_on_receivers_changed, weak=False)
-_event_captured.receiver_disconnected.connect(_on_receivers_changed, weak=False)
-
-
-#: pid -> the lock of `Client._after_fork` in that process
-_fork_locks: dict[int, threading.Lock] = {}
-
-
-def _after_fork_in_child() -> None:
-    for client in list(_clients):
-        try:
-            client._after_fork()
-        except Exception:  # one client's failure must not leave the others stale
-            internal_error("after fork")
-
-
-def _shutdown_all_at_exit() -> None:
-    """The exit hook: every live client gets a bounded flush; leftovers are
-    logged by `shutdown`. Daemon threads and deadlines keep exit from hanging."""
-    clients = [c for c in list(_clients) if c._undelivered_at_shutdown is None]
-    if not clients:
-        return
-    deadline = time.monotonic() + max(c.shutdown_timeout for c in clients)
-    for client in clients:
-        try:
-            client.shutdown(min(client.shutdown_timeout, deadline - time.monotonic()))
-        except Exception:  # never break interpreter exit
-            pass
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(_shutdown_all_at_exit)

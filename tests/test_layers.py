@@ -135,7 +135,7 @@ LAYERS: list[list[str]] = [
     ["bento_track._delivery"],
     # building events on the capturing thread; hands them to a client
     ["bento_track._capture"],
-    ["bento_track.client"],
+    ["bento_track._client", "bento_track.client"],
     # the process's default client and what builds on it
     [
         "bento_track._default",
