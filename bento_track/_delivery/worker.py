@@ -36,13 +36,7 @@ from .._core.kinds import KINDS, body
 from .._core.records import BODY_OVERHEAD, BatchPolicy
 from .._internal import library_section, logger
 from ..options import default
-from ..stores import (
-    UNNAMED,
-    Account,
-    Store,
-    StoreError,
-    StorePolicy,
-)
+from ..stores import UNNAMED, Account, Store, StoreError, StorePolicy
 from .drops import Drops
 from .inbox import NEVER, UPDATES, Intake, Queued
 from .ledger import Ledger
