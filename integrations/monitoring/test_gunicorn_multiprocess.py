@@ -83,7 +83,7 @@ def test_metrics_sum_both_workers(
     wait_until(lambda: len(emulator.inspect.events()) == 10, 30, "10 events")
     # A memory store's queue empties; in a shared one, a worker whose events
     # another worker delivered may count them until it next puts events
-    # (worker.py refreshes `outstanding` then), so the store's own depth tells.
+    # (the worker refreshes `outstanding` then), so the store's own depth tells.
     waiting = PREFIX + ("store_events" if shared else "queue_events")
     page, want, _ = settled(
         site, tmp_path, emulator, shared, lambda page: not value(page, waiting)
