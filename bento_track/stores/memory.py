@@ -124,6 +124,8 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._leased = 0
         self._tokens = 0
+        #: events the bound dropped (`StoreStats.dropped`)
+        self._dropped = 0
         # When the age of the waiting batch started: the first put into an
         # empty queue, or the last delivery that left events behind.
         self._oldest_at: float | None = None
@@ -164,9 +166,11 @@ class MemoryStore:
             dropped += backend.drop_oldest(excess)
         while backend.nbytes > policy.max_bytes_held and len(backend):
             step = max(1, len(backend) // 100)
-            dropped += (
-                backend.drop_oldest(step) if oldest else backend.drop_newest(step)
-            )
+            if oldest:
+                dropped += backend.drop_oldest(step)
+            else:  # each step is older than the last: it goes first
+                dropped[:0] = backend.drop_newest(step)
+        self._dropped += len(dropped)
         return dropped
 
     def claim(self, force: bool) -> Claim:
@@ -317,6 +321,7 @@ class MemoryStore:
             budget_limit=limit,
             budget_window=window,
             paused_until=self.paused_until() if budget is not None else None,
+            dropped=self._dropped,
         )
 
     def after_fork(self) -> None:
@@ -325,6 +330,7 @@ class MemoryStore:
         # A lock some thread of the parent held stays held here: a new one.
         self._lock = threading.Lock()
         self._leased = 0
+        self._dropped = 0  # the parent's drops are the parent's
         self._oldest_at = None
         self.backend.after_fork()
 

@@ -390,4 +390,4 @@ class Scripts:
 
     @staticmethod
     def _stats_keys(k: Keys) -> list[str]:
-        return [k.q, k.tot, k.log, k.fly, k.pause, k.procs]
+        return [k.q, k.tot, k.log, k.fly, k.pause, k.procs, k.rel]

@@ -73,14 +73,16 @@ return {moved, chunks, last, left}
 """,
 )
 
-# KEYS: q tot log fly pause procs. Read only. Returns {now ms, n, b, wn, wb,
-# reclaimed, dropped, limit, window ms, budget used, paused until ms, oldest
-# chunk's ms (-1: none), consumers holding chunks, processes seen in the last
-# minute, pending chunks}.
+# KEYS: q tot log fly pause procs rel. Read only. Returns {now ms, n, b, wn,
+# wb, reclaimed, dropped, limit, window ms, budget used, paused until ms,
+# oldest chunk's ms (-1: none), consumers holding chunks, processes seen in
+# the last minute, pending chunks}. A released chunk stays pending under the
+# consumer that released it until another claims it, but nobody holds it:
+# it counts for neither.
 STATS = script(
     "flags=no-writes,allow-oom",
     """
-local q, tot, log, fly, pause, procs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local q, tot, log, fly, pause, procs, rel = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local h = {}
@@ -96,11 +98,21 @@ if redis.call('EXISTS', q) == 1 then
   local cons = redis.pcall('XINFO', 'CONSUMERS', q, 'ship')
   if type(cons) == 'table' then
     for _, c in ipairs(cons) do
+      local name, count = nil, 0
       for i = 1, #c, 2 do
-        if c[i] == 'pending' and c[i + 1] > 0 then
-          holders = holders + 1
-          pending = pending + c[i + 1]
+        if c[i] == 'name' then name = c[i + 1] end
+        if c[i] == 'pending' then count = c[i + 1] end
+      end
+      if count > 0 and redis.call('SCARD', rel) > 0 then
+        count = 0
+        local ids = redis.call('XPENDING', q, 'ship', '-', '+', 1000000, name)
+        for _, e in ipairs(ids) do
+          if redis.call('SISMEMBER', rel, e[1]) == 0 then count = count + 1 end
         end
+      end
+      if count > 0 then
+        holders = holders + 1
+        pending = pending + count
       end
     end
   end

@@ -15,8 +15,6 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-import pytest
-
 from bento_track.stores import Account, Store
 
 from ..support.stores import Stores, recs
@@ -46,13 +44,6 @@ def drain(stores: Stores, store: Store) -> list[list[bytes]]:
         assert lease.permit is not None
         store.complete(lease.permit)
         store.ack(lease)
-
-
-def known_bug(request: pytest.FixtureRequest, where: bool, bug: str) -> None:
-    """Where `where` holds, the test fails for `bug` until it is fixed (a
-    strict xfail: the fix makes it pass, and then this line must go)."""
-    if where:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=bug))
 
 
 def granted(answer: tuple[int | None, float]) -> tuple[int | None, float] | None:
@@ -191,16 +182,7 @@ class StoreContract:
 
     # -- the bound ---------------------------------------------------------------
 
-    def test_the_bound_drops_the_newest_events(
-        self, stores: Stores, request: pytest.FixtureRequest
-    ) -> None:
-        known_bug(
-            request,
-            stores.kind == "memory",
-            "MemoryStore.put returns drop_newest's drops newest first "
-            "(bento_track/stores/memory.py: the 1% steps are appended, not "
-            "prepended)",
-        )
+    def test_the_bound_drops_the_newest_events(self, stores: Stores) -> None:
         one = size(recs(0))  # 9 bytes each
         store = stores.open(max_bytes=one * 4)
         assert store.put(recs(0, 1, 2)) == []
@@ -314,15 +296,8 @@ class StoreContract:
         assert b.stats().depth == 0 and a.outstanding() == 0
 
     def test_what_is_settled_or_released_is_held_by_nobody(
-        self, stores: Stores, request: pytest.FixtureRequest
+        self, stores: Stores
     ) -> None:
-        known_bug(
-            request,
-            stores.kind == "redis",
-            "a released chunk stays pending under the releasing consumer "
-            "until claimed again, and STATS counts that consumer as a holder "
-            "(bento_track/stores/redis_scripts.py)",
-        )
         policy = replace(stores.policy, max_count=40, requests_per_window=100)
         store = stores.open(policy)
         store.put(recs(*range(10)))
