@@ -7,60 +7,21 @@ emulator holds after SIGTERM is what SIGTERM did not lose."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from ..conftest import BIN, InFlight, events_by_type, free_port, server_env
+from ..conftest import InFlight, events_by_type
+from .sites import make_database, start
 
-SITE = Path(__file__).resolve().parent
 ANN = "ann@example.com"
 
 
 @pytest.fixture(scope="module")
 def shop_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    db = str(tmp_path_factory.mktemp("shop") / "shop.sqlite3")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BENTO_")}
-    env["SHOP_DB"] = db
-    subprocess.run(
-        [sys.executable, "-m", "shop.setup_db"],
-        cwd=SITE,
-        env=env,
-        check=True,
-        timeout=120,
-    )
-    return db
-
-
-def serve(kind: str, port: int) -> list[str]:
-    if kind == "gunicorn":
-        return [
-            str(BIN / "gunicorn"),
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--graceful-timeout",
-            "10",
-            "shop.wsgi:application",
-        ]
-    return [
-        str(BIN / "uvicorn"),
-        "shop.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--lifespan",
-        "off",
-        "--log-level",
-        "warning",
-    ]
+    return make_database("shop", tmp_path_factory.mktemp("shop") / "shop.sqlite3")
 
 
 def login(http: httpx.Client) -> None:
@@ -106,15 +67,18 @@ def browse(url: str) -> None:
 def test_django_site_delivers_everything(
     kind: str, shop_db: str, emulator: Any, servers: Any, tmp_path: Path
 ) -> None:
-    port = free_port()
-    site = servers(
-        serve(kind, port),
-        env=server_env(emulator, SHOP_DB=shop_db, HOLD_DIR=str(tmp_path)),
-        cwd=SITE,
-        log=tmp_path / f"{kind}.log",
-        url=f"http://127.0.0.1:{port}",
+    site = start(
+        "shop",
+        kind,
+        emulator,
+        servers,
+        tmp_path / f"{kind}.log",
+        ready="/login/",
+        lifespan=False,
+        graceful_timeout=10,
+        SHOP_DB=shop_db,
+        HOLD_DIR=str(tmp_path),
     )
-    site.wait_http("/login/")
 
     browse(site.url)
     with httpx.Client(base_url=site.url, trust_env=False, timeout=30) as second:

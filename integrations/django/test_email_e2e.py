@@ -8,10 +8,7 @@ budget shared with the events those processes deliver."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,61 +18,30 @@ import pytest
 
 from tests.helpers import max_in_window
 
-from ..conftest import BIN, free_port, server_env, wait_until
+from ..conftest import wait_until
+from . import sites
+from .sites import make_database
 
-SITE = Path(__file__).resolve().parent
 AUTHOR = "hello@example.com"
 
 
 @pytest.fixture
 def mail_db(tmp_path: Path) -> str:
     """A fresh database per test (the password-reset test changes Ann's)."""
-    db = str(tmp_path / "mailsite.sqlite3")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BENTO_")}
-    env["MAILSITE_DB"] = db
-    subprocess.run(
-        [sys.executable, "-m", "mailsite.setup_db"],
-        cwd=SITE,
-        env=env,
-        check=True,
-        timeout=120,
-    )
-    return db
-
-
-def serve(kind: str, port: int) -> list[str]:
-    if kind == "gunicorn":
-        return [
-            str(BIN / "gunicorn"),
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "mailsite.wsgi:application",
-        ]
-    return [
-        str(BIN / "uvicorn"),
-        "mailsite.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    return make_database("mailsite", tmp_path / "mailsite.sqlite3")
 
 
 def start(kind: str, emulator: Any, servers: Any, tmp_path: Path, **env: str) -> Any:
-    port = free_port()
-    site = servers(
-        serve(kind, port),
-        env=server_env(emulator, **env),
-        cwd=SITE,
-        log=tmp_path / f"{kind}.log",
-        url=f"http://127.0.0.1:{port}",
+    return sites.start(
+        "mailsite",
+        kind,
+        emulator,
+        servers,
+        tmp_path / f"{kind}.log",
+        ready="/login/",
+        lifespan=True,
+        **env,
     )
-    site.wait_http("/login/")
-    return site
 
 
 def emails_to(emulator: Any, address: str) -> list[dict[str, Any]]:

@@ -9,71 +9,35 @@ sends nothing; a deleted user is unsubscribed."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from ..conftest import BIN, free_port, server_env, wait_until
+from ..conftest import wait_until
+from . import sites
+from .sites import make_database
 
-SITE = Path(__file__).resolve().parent
 MARKER = "marker@example.com"
 
 
 @pytest.fixture
 def members_db(tmp_path: Path) -> str:
-    db = str(tmp_path / "members.sqlite3")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BENTO_")}
-    env["MEMBERS_DB"] = db
-    subprocess.run(
-        [sys.executable, "-m", "members.setup_db"],
-        cwd=SITE,
-        env=env,
-        check=True,
-        timeout=120,
-    )
-    return db
-
-
-def serve(kind: str, port: int) -> list[str]:
-    if kind == "gunicorn":
-        return [
-            str(BIN / "gunicorn"),
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "members.wsgi:application",
-        ]
-    return [
-        str(BIN / "uvicorn"),
-        "members.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--lifespan",
-        "off",
-        "--log-level",
-        "warning",
-    ]
+    return make_database("members", tmp_path / "members.sqlite3")
 
 
 def start(kind: str, emulator: Any, servers: Any, tmp_path: Path, **env: str) -> Any:
-    port = free_port()
-    site = servers(
-        serve(kind, port),
-        env=server_env(emulator, **env),
-        cwd=SITE,
-        log=tmp_path / f"{kind}.log",
-        url=f"http://127.0.0.1:{port}",
+    return sites.start(
+        "members",
+        kind,
+        emulator,
+        servers,
+        tmp_path / f"{kind}.log",
+        ready="/track/?n=0",
+        lifespan=False,
+        **env,
     )
-    site.wait_http("/track/?n=0")
-    return site
 
 
 def people(emulator: Any) -> dict[str, dict[str, Any]]:
