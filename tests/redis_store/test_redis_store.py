@@ -108,11 +108,15 @@ def test_urls_options_and_mistakes(tmp_path, redis_url) -> None:
     assert store.namespace == "app" and store.visibility_timeout == 30.0
     assert store.consumer.startswith("web-1:")
     assert "namespace" not in store.url and "socket_timeout=1" in store.url
+    store.close()
     assert redacted("redis://u:p@h:1/0") == "redis://u:***@h:1/0"
     with_disk = open_store(
         f"redis://127.0.0.1:1/0?fallback=sqlite:///{tmp_path}/fb.db", max_bytes=2**20
     )
-    assert isinstance(with_disk, RedisStore) and with_disk.fallback.durable
+    try:
+        assert isinstance(with_disk, RedisStore) and with_disk.fallback.durable
+    finally:
+        with_disk.close()  # its SQLite fallback is open
     for bad, word in (
         ("redis://h/0?namespace=a:b", "namespace"),
         ("redis://h/0?visibility_timeout=0", "visibility_timeout"),
