@@ -23,7 +23,8 @@ from tests.helpers import max_in_window
 from tests.helpers import wait_until as poll
 
 from ..conftest import free_port, server_env, wait_until
-from .test_subscribers_e2e import SITE, serve
+from .sites import HERE as SITE
+from .sites import command as serve_command
 
 USERS = 20_000
 LIMIT, WINDOW = 20, 6.0
@@ -102,7 +103,7 @@ def test_a_killed_backfill_resumes_within_the_apps_budget(
     try:
         port = free_port()
         app = servers(
-            serve("gunicorn", port),
+            serve_command("members", "gunicorn", port, lifespan=False),
             env=server_env(emulator, **site_env),
             cwd=SITE,
             log=tmp_path / "gunicorn.log",

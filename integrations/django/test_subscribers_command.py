@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ..conftest import server_env
-from .test_subscribers_e2e import SITE
+from .sites import HERE as SITE
 
 USERS = 2500
 
