@@ -62,7 +62,7 @@ DEBUG = True
 ALLOWED_HOSTS = ["127.0.0.1"]
 ROOT_URLCONF = "devsite"
 INSTALLED_APPS = ["bento_track.integrations.django"]
-MIDDLEWARE = ["bento_track.integrations.django.BentoMiddleware"]
+MIDDLEWARE = ["bento_track.integrations.django.BentoDjangoMiddleware"]
 DATABASES = {}
 BENTO_TRACK = {
     "events": {"POST /visit/": "dev.visited"},
@@ -134,7 +134,7 @@ def test_a_dev_server_stopped_by_a_signal(
     argv, path = _command(server, port)
     site = servers(
         argv,
-        env=server_env(emulator, PYTHONPATH=str(tmp_path)),
+        env=server_env(emulator, PYTHONPATH=str(tmp_path), PYTHONFAULTHANDLER="1"),
         cwd=tmp_path,
         log=tmp_path / "server.log",
         url=f"http://127.0.0.1:{port}",
@@ -171,6 +171,13 @@ def test_a_dev_server_stopped_by_a_signal(
     try:
         site.process.wait(30)
     except subprocess.TimeoutExpired:
+        # Where it hangs: faulthandler (PYTHONFAULTHANDLER) prints every
+        # thread's stack on SIGABRT.
+        os.killpg(site.process.pid, signal.SIGABRT)
+        try:
+            site.process.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
         raise AssertionError(f"{server} did not exit:\n{site.output()}") from None
     if reloader:
         # The server is the reloader's child: wait until it is gone too.

@@ -305,7 +305,7 @@ settings.configure(
     MIDDLEWARE=[
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.contrib.auth.middleware.AuthenticationMiddleware",
-        "bento_track.integrations.django.BentoMiddleware",
+        "bento_track.integrations.django.BentoDjangoMiddleware",
     ],
     DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
     BENTO_TRACK={
