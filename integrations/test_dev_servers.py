@@ -101,8 +101,24 @@ CASES = [
 ]
 
 
+#: Runs its arguments as a terminal would: with SIGINT's default action. A
+#: program started in the background by a shell without job control (a CI
+#: script, `cmd &` in a script) inherits SIGINT *ignored*, and Python then
+#: never turns Ctrl-C into KeyboardInterrupt: the server would not stop.
+FROM_A_TERMINAL = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def _command(server: str, port: int) -> tuple[list[str], str]:
-    """The command line, and the path of the view."""
+    """The command line (run as from a terminal), and the path of the view."""
+    argv, path = _server_command(server, port)
+    return [sys.executable, "-c", FROM_A_TERMINAL, *argv], path
+
+
+def _server_command(server: str, port: int) -> tuple[list[str], str]:
+    """The server's own command line, and the path of the view."""
     if server.startswith("flask"):
         mode = "--debug" if "--debug" in server else "--no-reload"
         argv = [str(BIN / "flask"), "--app", "devapp", "run", "--port", str(port)]
