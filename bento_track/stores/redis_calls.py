@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any, NamedTuple
 
 from .._core.records import Record
@@ -33,6 +34,7 @@ __all__ = [
     "Scripts",
     "StatsReply",
     "connect",
+    "load_lazy_imports",
     "ms",
     "text",
 ]
@@ -63,6 +65,23 @@ def connect(connection: dict[str, Any], name: str) -> Any:
     options["retry"] = redis.retry.Retry(redis.backoff.NoBackoff(), 0)
     options["protocol"] = 2
     return redis.Redis(**options)
+
+
+def load_lazy_imports() -> None:
+    """Import now what redis-py's first connection would import lazily:
+    `redis.Redis()` reads redis-py's own version through
+    `importlib.metadata`, whose first read imports more modules (on 3.13,
+    `importlib.metadata._adapters` and `email.message`). A store calls this
+    in the thread that makes it, so that no delivery thread is ever half-way
+    through an import when a fork (gunicorn `--preload`) copies it: the
+    child would inherit a half-initialized module and never connect
+    (tests/delivery/test_fork.py)."""
+    import redis  # noqa: F401  (the optional extra)
+
+    try:
+        metadata.version("redis")
+    except metadata.PackageNotFoundError:
+        pass  # redis-py run from a source tree: it reads no metadata either
 
 
 def ms(seconds: float) -> int:

@@ -25,7 +25,7 @@ from .base import Claim, Lease, Permit, Store, StorePolicy, StoreStats
 from .chunks import chunked
 from .memory import MemoryStore
 from .redis_breaker import Breaker, RedisUnavailable
-from .redis_calls import Scripts, connect
+from .redis_calls import Scripts, connect, load_lazy_imports
 from .redis_figures import FiguresReader, no_figures, read_figures
 from .redis_keys import account_keys, registry_key
 from .redis_ledger import ChunkLedger, PartBack
@@ -88,6 +88,7 @@ class RedisStore:
     ) -> None:
         import redis  # the optional extra: checked by open_redis_store
 
+        load_lazy_imports()
         parsed = url if isinstance(url, RedisURL) else parse_redis_url(url)
         if isinstance(url, str) and parsed.options:
             raise ConfigurationError(

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..helpers import wait_until
+import pytest
+
+from ..helpers import budget, wait_until
 from ..support.processes import last_json, run_script
 
 #: Import bento_track, then make a first send in each way it can go (a 5xx,
@@ -81,6 +83,59 @@ def test_a_first_send_imports_nothing_and_makes_no_ssl_context(
     )
     assert out["contexts"] == [], "a delivery thread made an SSL context"
     assert len(emulator.inspect.events()) == 2
+
+
+#: Make a client on a store (memory, SQLite, Redis) in the main thread, as a
+#: gunicorn master does, then track, flush, read `stats()` (the Redis store
+#: reads in a thread of its own) and shut down, and print every module a
+#: thread of bento_track imported: a fork while such a thread is half-way
+#: through an import leaves the child that module half-initialized (redis-py
+#: reads its own version through importlib.metadata, which imports
+#: `email.message` and more, the first time a connection is made).
+THREADS_IMPORT = """
+import json, sys, threading
+import bento_track
+
+imported_in_threads = []
+
+
+def record(event, args):
+    if event == "import" and threading.current_thread().name.startswith(
+        "bento_track."
+    ):
+        imported_in_threads.append(args[0])
+
+
+kwargs = json.loads(sys.argv[1])
+client = bento_track.Client(**kwargs)
+sys.addaudithook(record)
+client.track("first.send", email="fork@example.com")
+flushed = client.flush(30)
+client.stats()
+left = client.shutdown(5)
+print(json.dumps({"flushed": flushed, "left": left,
+                  "imported": sorted(set(imported_in_threads))}))
+"""
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite", "redis"])
+def test_no_thread_of_the_library_imports_anything(
+    emulator: Any, store: str, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    # A budget of one second's window: a new Redis namespace on a server up
+    # for less than a window counts the window spent (the store's cold start).
+    kwargs = budget(emulator, 1000, 1.0)
+    if store == "sqlite":
+        kwargs["store"] = f"sqlite:///{tmp_path / 'first.db'}"
+    elif store == "redis":
+        kwargs["store"] = request.getfixturevalue("redis_url")
+    done = run_script(THREADS_IMPORT, json.dumps(kwargs))
+    out = last_json(done.stdout)
+    assert out["flushed"] and out["left"] == 0, done.stderr
+    assert out["imported"] == [], (
+        "a thread of bento_track imported modules; import them where the "
+        "client or its store is made"
+    )
 
 
 #: The parent's delivery thread is stopped inside its very first send, at the

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -103,7 +104,14 @@ def test_preloaded_gunicorn_workers_deliver_everything_and_sigterm_loses_none(
             thread.join(120)
         assert sum(pids.values()) == 400
         assert len(pids) == 4, pids  # every worker served (and tracked)
-        wait_until(lambda: store_url.depth() == 400, 60)
+        try:
+            wait_until(lambda: store_url.depth() == 400, 60)
+        except AssertionError:
+            os.killpg(server.pid, signal.SIGKILL)
+            raise AssertionError(
+                f"{store_url.depth()} of 400 events in the store; gunicorn said:\n"
+                + server.communicate(timeout=30)[0]
+            ) from None
         assert emulator.inspect.events() == []  # still waiting in the store
         server.send_signal(signal.SIGTERM)
         out, _ = server.communicate(timeout=90)
