@@ -110,6 +110,15 @@ class EventFilter:
         self._logged_at: float | None = None
         self._held = 0
 
+    def after_fork(self) -> None:
+        """In a forked child: the child's own count and log limit, and a lock
+        of its own (an inherited one may be held by a thread that does not
+        exist here). What the parent scrubbed stays the parent's figure."""
+        self._lock = threading.Lock()
+        self.scrubbed = 0
+        self._logged_at = None
+        self._held = 0
+
     def apply(
         self,
         event: Event,

@@ -46,6 +46,7 @@ class EventIntake:
     _store: Store
     _clock: Clock
     _transport: httpx.BaseTransport | None
+    _filter: EventFilter
     _filtering: EventFilter | None
     _worker: Worker
     _refuse: str | None
@@ -187,5 +188,6 @@ class EventIntake:
             except Exception:  # a backend's bug must not keep the parent's worker
                 internal_error("queue backend after_fork()")
             self._lifecycle = threading.Lock()
+            self._filter.after_fork()
             self._worker = self._new_worker()
             self._pid = pid  # last: a failure above is retried at the next event

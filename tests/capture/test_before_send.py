@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -398,6 +399,34 @@ def test_nested_secrets_arrive_filtered(emulator: Any, delivering: Make) -> None
     assert arrived[0]["email"] == EMAIL and arrived[0]["type"] == "order.paid"
     assert client.stats().scrubbed == 4
     assert NESTED["order"]["payment"]["gateway"]["Authorization"] == "Bearer abc"
+
+
+def test_a_forked_child_counts_only_what_it_scrubbed(clients: Make) -> None:
+    # A counter the parent had already raised would be counted twice by
+    # anything that adds up the processes' figures (Prometheus' multiprocess
+    # mode): the child starts from 0, the parent keeps its own.
+    client = clients(disabled=True, environ={})
+    client.track("login", email=EMAIL, details={"password": "hunter2"})
+    assert client.stats().scrubbed == 1
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_end)
+            before = client.stats().scrubbed
+            client.track("login", email=EMAIL, details={"token": "t", "secret": "s"})
+            os.write(write_end, f"{before} {client.stats().scrubbed}".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert child == "0 2"
+    assert client.stats().scrubbed == 1
 
 
 def test_scrub_false_sends_them_as_they_were(emulator: Any, delivering: Make) -> None:
