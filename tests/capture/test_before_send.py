@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,6 +30,7 @@ from bento_track.events import Event, purchase
 from bento_track.testing import use_default_client
 
 from ..helpers import wait_until
+from ..support.processes import in_forked_child
 from .conftest import delivered, wsgiref_server
 
 EMAIL = "ann@example.com"
@@ -408,24 +408,13 @@ def test_a_forked_child_counts_only_what_it_scrubbed(clients: Make) -> None:
     client = clients(disabled=True, environ={})
     client.track("login", email=EMAIL, details={"password": "hunter2"})
     assert client.stats().scrubbed == 1
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.close(read_end)
-            before = client.stats().scrubbed
-            client.track("login", email=EMAIL, details={"token": "t", "secret": "s"})
-            os.write(write_end, f"{before} {client.stats().scrubbed}".encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        child = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert child == "0 2"
+
+    def child() -> str:
+        before = client.stats().scrubbed
+        client.track("login", email=EMAIL, details={"token": "t", "secret": "s"})
+        return f"{before} {client.stats().scrubbed}"
+
+    assert in_forked_child(child) == "0 2"
     assert client.stats().scrubbed == 1
 
 

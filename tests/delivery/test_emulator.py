@@ -4,7 +4,6 @@ injection: the acceptance items of issue 3, one test each."""
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import textwrap
@@ -18,6 +17,7 @@ from bento_track.stores import MemoryQueue
 
 from ..helpers import posts as _post_requests
 from ..helpers import seqs as _seqs
+from ..support.processes import in_forked_child
 from .conftest import wait_until
 
 FAST = dict(requests_per_minute=10_000, rate_window=60.0, flush_interval=0.05)
@@ -216,19 +216,15 @@ def test_configured_read_timeout_applies_to_batches(fast_emulator, clients) -> N
     assert (1, 1) == (stats.sent, stats.retried)
 
 
-def _child_delivers(client, fork) -> None:
-    """Fork with `fork`; the child tracks 7 events and must deliver them."""
-    pid = fork()
-    if pid == 0:
-        code = 1
-        try:
-            for i in range(7):
-                client.track("a", email="child@example.com", details={"seq": 100 + i})
-            code = 0 if client.flush(10) and client.stats().sent == 7 else 1
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+def _child_delivers(client) -> None:
+    """Fork; the child tracks 7 events and must deliver them."""
+
+    def child() -> str:
+        for i in range(7):
+            client.track("a", email="child@example.com", details={"seq": 100 + i})
+        return f"flushed {client.flush(10)}, sent {client.stats().sent}"
+
+    assert in_forked_child(child) == "flushed True, sent 7"
 
 
 def test_forked_child_delivers_its_own_events(fast_emulator, clients) -> None:
@@ -236,7 +232,7 @@ def test_forked_child_delivers_its_own_events(fast_emulator, clients) -> None:
     for i in range(5):
         client.track("a", email="parent@example.com", details={"seq": i})
     # The child: its own queue and thread; inherited events discarded.
-    _child_delivers(client, os.fork)
+    _child_delivers(client)
     assert client.flush(10)
     seqs = sorted(_seqs(fast_emulator))
     assert seqs == [0, 1, 2, 3, 4, *range(100, 107)]  # each once
@@ -292,8 +288,8 @@ def test_one_clients_failing_fork_hook_spares_the_others(
     for each in (broken, client):
         each.track("a", email="parent@example.com", details={"seq": 0})
         assert each.flush(10)
-    _child_delivers(broken, os.fork)
-    _child_delivers(client, os.fork)
+    _child_delivers(broken)
+    _child_delivers(client)
     assert sorted(_seqs(fast_emulator)) == sorted([0, *range(100, 107)] * 2)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import signal
 import time
 
@@ -18,6 +17,7 @@ import pytest
 
 from ..helpers import budget, posts, seqs, wait_until
 from ..support.processes import (
+    in_forked_child,
     killed_while_running,
     last_json,
     run_script,
@@ -157,17 +157,13 @@ def test_a_forked_child_shares_the_store(
     )
     for i in range(5):
         client.track("a", email="parent@example.com", details={"seq": i})
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            for i in range(7):
-                client.track("a", email="child@example.com", details={"seq": 100 + i})
-            code = 0 if client.flush(30) else 1
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def child() -> str:
+        for i in range(7):
+            client.track("a", email="child@example.com", details={"seq": 100 + i})
+        return f"flushed {client.flush(30)}"
+
+    assert in_forked_child(child) == "flushed True"
     assert client.flush(30)
     # The parent's events were in the store (or its inbox) at the fork: one
     # queue, so each is delivered once, by whichever process claims it.
